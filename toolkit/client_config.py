@@ -1,0 +1,83 @@
+"""`ClientConfig`: what a deployed stack tells its clients. It never holds a secret value.
+
+The platform exports it as the stack output `client_config` and publishes it as JSON in the SSM
+parameter `ssm_parameter_name(stack)`; `mlflow-platform config pull` turns either into a profile file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from toolkit.errors import ConfigError, config_error_from_validation
+
+STACK_OUTPUT_NAME = "client_config"
+
+
+def ssm_parameter_name(stack: str) -> str:
+    """Where a stack publishes its `ClientConfig` (one SSM String parameter per stack)."""
+    return f"/mlflow-platform/{stack}/client-config"
+
+
+class ClientConfig(BaseModel):
+    """Everything a notebook needs to reach a stack, minus the credentials (those stay in Secrets Manager)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stack: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
+    tracking_uri: str
+    artifact_store_uri: str
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    credentials_secret_id: Annotated[str, Field(min_length=1)]
+    mlflow_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
+    # Only set for the local platform, whose AWS APIs are emulated on 127.0.0.1.
+    aws_endpoint_url: str | None = None
+
+    @field_validator("tracking_uri", "aws_endpoint_url")
+    @classmethod
+    def _http_url_without_secrets(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http(s) URL such as https://mlflow.example.org")
+        if parts.username or parts.password:
+            raise ValueError("expected a URL without user:password (credentials live in Secrets Manager)")
+        return value.rstrip("/")
+
+    @field_validator("artifact_store_uri")
+    @classmethod
+    def _s3_uri(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError("expected an s3://bucket[/prefix] URI")
+        return value.rstrip("/")
+
+    @property
+    def artifact_bucket(self) -> str:
+        return urlsplit(self.artifact_store_uri).netloc
+
+    @classmethod
+    def parse(cls, data: Any, *, source: str = "client config") -> ClientConfig:
+        """Validate a mapping or a JSON string; raise `ConfigError` naming each bad key."""
+        try:
+            if isinstance(data, (str, bytes)):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise config_error_from_validation(exc, source=source) from None
+
+    @classmethod
+    def from_stack_outputs(cls, outputs: dict[str, Any], *, source: str = "stack outputs") -> ClientConfig:
+        """Read the `client_config` output of `pulumi stack output --json`."""
+        if STACK_OUTPUT_NAME not in outputs:
+            raise ConfigError(
+                source,
+                [
+                    f"{STACK_OUTPUT_NAME}: not among the outputs {sorted(outputs)}; "
+                    "was the stack deployed by this package?"
+                ],
+            )
+        return cls.parse(outputs[STACK_OUTPUT_NAME], source=source)
