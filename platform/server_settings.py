@@ -22,6 +22,8 @@ MIN_ADMIN_PASSWORD_LENGTH = 12
 DEFAULT_WORKERS = 2
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - inside the task's private subnet, behind the load balancer
 DEFAULT_PORT = 5000
+# The image installs psycopg2 (the `server` extra); SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3.
+POSTGRES_DRIVER = "postgresql+psycopg2"
 
 # MLflow's default Host allow-list, kept when we add the configured names: `--allowed-hosts` replaces
 # the default instead of extending it (mlflow/server/security_utils.py, checked in MLflow 3.17.2), and
@@ -55,7 +57,7 @@ class DatabaseSecret(BaseModel):
         from sqlalchemy.engine import URL
 
         url = URL.create(
-            "postgresql",
+            POSTGRES_DRIVER,
             username=self.username,
             password=self.password.get_secret_value(),
             host=self.host,
@@ -133,7 +135,7 @@ class ServerSettings(BaseModel):
             if problem:
                 problems.append(f"{server_env.DATABASE_URI}: {problem}")
             else:
-                values["database_uri"] = database_uri
+                values["database_uri"] = _with_psycopg2(database_uri)
         else:
             problems.append(
                 f"{server_env.DATABASE_SECRET}: required (JSON with host, port, dbname, username, password), "
@@ -226,7 +228,7 @@ def _parse_secret(variable: str, raw: str, model: type[BaseModel], problems: lis
 
 def _check_database_uri(uri: str, *, on_ecs: bool) -> str | None:
     scheme = uri.split(":", 1)[0].lower()
-    if scheme not in ("sqlite", "postgresql", "postgresql+psycopg2"):
+    if scheme not in ("sqlite", "postgres", "postgresql", "postgresql+psycopg2"):
         return f"scheme {scheme!r} not supported, expected sqlite:///path or postgresql://host/db"
     if scheme == "sqlite" and on_ecs:
         return "a SQLite file inside an ECS task is lost when the task restarts; use the database secret"
@@ -235,6 +237,13 @@ def _check_database_uri(uri: str, *, on_ecs: bool) -> str | None:
         if parts.password:
             return "must not contain a password; pass the connection as the database secret instead"
     return None
+
+
+def _with_psycopg2(uri: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if uri.startswith(prefix):
+            return POSTGRES_DRIVER + "://" + uri[len(prefix) :]
+    return uri
 
 
 def _valid_host(host: str) -> bool:
