@@ -130,13 +130,18 @@ def _pid_alive(pid: int | None, marker: str) -> bool:
         return False
     except PermissionError:
         return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            return marker in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-    return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True  # no procfs (macOS): trust the signal check
+    try:
+        stat = (proc / "stat").read_text()
+        if stat[stat.rindex(")") + 2 :].startswith(("Z", "X")):
+            return False  # exited, not yet reaped
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+    # An empty command line is a process between fork and exec: ours, just starting.
+    return not cmdline.strip() or marker in cmdline
 
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
