@@ -1,0 +1,81 @@
+"""The server image pins what uv.lock pins (it cannot be built here: no Docker engine), and is sane."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS = ROOT / "platform" / "server-requirements.txt"
+DOCKERFILE = ROOT / "platform" / "Dockerfile"
+EXPORT_COMMAND = [
+    "uv",
+    "export",
+    "--extra",
+    "server",
+    "--no-dev",
+    "--no-default-groups",
+    "--frozen",
+    "--no-emit-project",
+    "--format",
+    "requirements.txt",
+]
+
+
+def _pins(text: str) -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", text, re.M)}
+
+
+def _locked() -> dict[str, str]:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    return {p["name"].lower(): p["version"] for p in lock["package"]}
+
+
+def test_server_mlflow_equals_the_locked_toolkit_mlflow() -> None:
+    pins = _pins(REQUIREMENTS.read_text())
+    locked = _locked()
+    assert pins["mlflow"] == locked["mlflow"]
+    from importlib.metadata import version
+
+    assert pins["mlflow"] == version("mlflow"), "the installed (toolkit's) MLflow differs from the image's"
+    assert "psycopg2-binary" in pins
+    assert "flask-wtf" in pins, "mlflow[auth] is needed for --app-name basic-auth"
+
+
+def test_every_pin_agrees_with_uv_lock() -> None:
+    locked = _locked()
+    mismatched = {
+        name: (pin, locked.get(name))
+        for name, pin in _pins(REQUIREMENTS.read_text()).items()
+        if locked.get(name) != pin
+    }
+    assert mismatched == {}, "platform/server-requirements.txt is stale; regenerate it (see platform/Dockerfile)"
+
+
+def test_no_infrastructure_or_local_only_packages_in_the_image() -> None:
+    pins = _pins(REQUIREMENTS.read_text())
+    assert not [name for name in pins if name.startswith("pulumi") or name in ("moto", "pytest", "mypy", "ruff")]
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH")
+def test_requirements_file_is_exactly_what_uv_exports_from_the_lock() -> None:
+    exported = subprocess.run(EXPORT_COMMAND, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith("#")]  # noqa: E731
+    assert strip(exported) == strip(REQUIREMENTS.read_text())
+
+
+def test_dockerfile_is_slim_non_root_hash_pinned_and_runs_the_entrypoint() -> None:
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    assert "COPY platform/server-requirements.txt" in text
+    assert "pip install --require-hashes -r" in text
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert 'CMD ["python", "-m", "mlflow_platform.server"]' in text
+    assert "COPY platform/ /app/mlflow_platform/" in text
