@@ -1,0 +1,11 @@
+"""The Pulumi program (`main: platform/`): validate the stack's config, then declare the platform.
+
+The config is validated first, so a wrong key fails before a single resource is declared.
+"""
+
+from mlflow_platform.deployment import MlflowPlatform, MlflowPlatformArgs, export_stack_outputs
+from mlflow_platform.stack_config import load_platform_config
+
+config = load_platform_config()
+platform = MlflowPlatform("mlflow-platform", MlflowPlatformArgs(config=config))
+export_stack_outputs(platform)

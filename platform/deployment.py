@@ -1,0 +1,207 @@
+"""`MlflowPlatform`: the whole deployment, composed from a validated `PlatformConfig`.
+
+All AWS resources go through one explicit provider: the region is the one the config names (not
+whatever `aws:region` the shell happens to have), and the stack's tags are provider default tags, so
+every taggable resource carries them without each component repeating them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mlflow_platform.artifact_store import ArtifactStore, ArtifactStoreArgs
+from mlflow_platform.client_publication import ClientConfigPublication, ClientConfigPublicationArgs, tracking_uri
+from mlflow_platform.credentials import Credentials, CredentialsArgs
+from mlflow_platform.encryption import EncryptionKey, EncryptionKeyArgs
+from mlflow_platform.load_balancer import LoadBalancer, LoadBalancerArgs, listener_ports, serves_https
+from mlflow_platform.metadata_store import MetadataStore, MetadataStoreArgs
+from mlflow_platform.network import Network, NetworkArgs
+from mlflow_platform.security_groups import SecurityGroups, SecurityGroupsArgs
+from mlflow_platform.tracking_server import CONTAINER_PORT, ServerSecrets, TrackingServer, TrackingServerArgs
+from toolkit.client_config import STACK_OUTPUT_NAME
+from toolkit.platform_config import PlatformConfig
+
+
+def platform_tags(config: PlatformConfig, stack: str) -> dict[str, str]:
+    """The stack's own tags plus three that say where a resource comes from (the config may not override them)."""
+    return {
+        **config.tags,
+        "mlflow-platform:stack": stack,
+        "mlflow-platform:environment": config.environment,
+        "mlflow-platform:name": config.name,
+    }
+
+
+def log_group_prefix(stack: str) -> str:
+    return f"/mlflow-platform/{stack}/"
+
+
+def allowed_hosts(config: PlatformConfig, load_balancer_dns_name: str) -> list[str]:
+    """Host header values MLflow must accept: the load balancer's name, the domain, configured extras."""
+    names = [load_balancer_dns_name.lower()]
+    if config.access.domain_name is not None:
+        names.append(config.access.domain_name)
+    names.extend(config.access.allowed_hosts)
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class MlflowPlatformArgs:
+    config: PlatformConfig
+    # Where the server image is built from; defaults to this repository.
+    build_root: Path | None = None
+
+
+class MlflowPlatform(pulumi.ComponentResource):
+    """Network, artifact and metadata stores, credentials, load balancer, server, client config."""
+
+    client_config: pulumi.Output[dict[str, Any]]
+    tracking_uri: pulumi.Output[str]
+    load_balancer_dns_name: pulumi.Output[str]
+    artifact_store_uri: pulumi.Output[str]
+    credentials_secret_arn: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MlflowPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-platform:index:MlflowPlatform", name, None, opts)
+        config = args.config
+        stack = pulumi.get_stack()
+        base = config.name
+
+        provider = aws.Provider(
+            f"{base}-aws",
+            region=config.region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=platform_tags(config, stack)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, providers={"aws": provider})
+
+        network = Network(f"{base}-network", NetworkArgs(config=config.network, region=config.region), opts=child)
+        firewall = SecurityGroups(
+            f"{base}-sg",
+            SecurityGroupsArgs(
+                vpc_id=network.vpc_id,
+                allowed_cidrs=[str(cidr) for cidr in config.access.allowed_cidrs],
+                listener_ports=listener_ports(config.access),
+                server_port=CONTAINER_PORT,
+            ),
+            opts=child,
+        )
+        platform_key = EncryptionKey(
+            f"{base}-platform",
+            EncryptionKeyArgs(
+                description=f"{base} ({stack}): secrets, database storage, server logs",
+                region=config.region,
+                log_group_prefix=log_group_prefix(stack),
+            ),
+            opts=child,
+        )
+        artifacts = ArtifactStore(
+            f"{base}-artifacts", ArtifactStoreArgs(config=config.artifacts, region=config.region), opts=child
+        )
+        credentials = Credentials(f"{base}-credentials", CredentialsArgs(kms_key_arn=platform_key.key_arn), opts=child)
+        database = MetadataStore(
+            f"{base}-db",
+            MetadataStoreArgs(
+                config=config.database,
+                vpc_id=network.vpc_id,
+                isolated_subnet_ids=network.isolated_subnet_ids,
+                server_security_group_id=firewall.server_security_group_id,
+                kms_key_arn=platform_key.key_arn,
+            ),
+            opts=child,
+        )
+        balancer = LoadBalancer(
+            f"{base}-lb",
+            LoadBalancerArgs(
+                access=config.access,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids if config.access.internal else network.public_subnet_ids,
+                security_group_id=firewall.load_balancer_security_group_id,
+                target_port=CONTAINER_PORT,
+                deletion_protection=config.is_prod,
+            ),
+            opts=child,
+        )
+        server = TrackingServer(
+            f"{base}-server",
+            TrackingServerArgs(
+                config=config.server,
+                region=config.region,
+                private_subnet_ids=network.private_subnet_ids,
+                security_group_id=firewall.server_security_group_id,
+                target_group_arn=balancer.target_group_arn,
+                bucket_name=artifacts.bucket_name,
+                bucket_arn=artifacts.bucket_arn,
+                artifact_kms_key_arn=artifacts.kms_key_arn,
+                platform_kms_key_arn=platform_key.key_arn,
+                secrets=ServerSecrets(
+                    database=database.secret_arn,
+                    admin=credentials.admin_secret_arn,
+                    flask_secret_key=credentials.flask_secret_key_arn,
+                ),
+                log_group_name=f"{log_group_prefix(stack)}{base}-server",
+                allowed_hosts=balancer.dns_name.apply(lambda dns: allowed_hosts(config, dns)),
+                force_delete_images=config.artifacts.force_destroy,
+                depends_on=balancer.listeners,
+                build_root=args.build_root,
+            ),
+            opts=child,
+        )
+
+        public_host = (
+            pulumi.Output.from_input(config.access.domain_name)
+            if config.access.domain_name is not None
+            else balancer.dns_name
+        )
+        uri = public_host.apply(lambda host: tracking_uri(https=serves_https(config.access), host=host))
+        publication = ClientConfigPublication(
+            f"{base}-client-config",
+            ClientConfigPublicationArgs(
+                stack=stack,
+                tracking_uri=uri,
+                artifact_store_uri=artifacts.artifact_store_uri,
+                region=config.region,
+                credentials_secret_id=credentials.admin_secret_arn,
+                mlflow_version=config.server.mlflow_version,
+            ),
+            opts=child,
+        )
+
+        self.client_config = publication.client_config
+        self.tracking_uri = uri
+        self.load_balancer_dns_name = balancer.dns_name
+        self.artifact_store_uri = artifacts.artifact_store_uri
+        self.credentials_secret_arn = credentials.admin_secret_arn
+        self.cluster_name = server.cluster_name
+        self.service_name = server.service_name
+        self.log_group_name = server.log_group_name
+        self.vpc_id = network.vpc_id
+        self.register_outputs(self.stack_outputs())
+
+    def stack_outputs(self) -> dict[str, pulumi.Output[Any]]:
+        """What `pulumi stack output` shows: the client config and the names an operator looks for."""
+        return {
+            STACK_OUTPUT_NAME: self.client_config,
+            "tracking_uri": self.tracking_uri,
+            "artifact_store_uri": self.artifact_store_uri,
+            "credentials_secret_arn": self.credentials_secret_arn,
+            "load_balancer_dns_name": self.load_balancer_dns_name,
+            "ecs_cluster": self.cluster_name,
+            "ecs_service": self.service_name,
+            "log_group": self.log_group_name,
+            "vpc_id": self.vpc_id,
+        }
+
+
+def export_stack_outputs(platform: MlflowPlatform) -> None:
+    for key, value in platform.stack_outputs().items():
+        pulumi.export(key, value)

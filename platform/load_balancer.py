@@ -1,0 +1,157 @@
+"""The application load balancer in front of the server tasks.
+
+HTTPS with the configured ACM certificate and a TLS 1.3 policy; port 80 only redirects to HTTPS.
+Plain HTTP forwarding exists solely for a stack that sets `access.allow_insecure_http` and has no
+certificate (PlatformConfig refuses that in prod). The target group's health check uses MLflow's
+`/health`, which basic auth leaves open, so health checks work with authentication on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from mlflow_platform.security_groups import HTTP_PORT, HTTPS_PORT
+from toolkit.platform_config import AccessConfig
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+HEALTH_CHECK_PATH = "/health"
+# Large artifacts stream through the proxy; the default 60 s would cut slow uploads.
+IDLE_TIMEOUT_SECONDS = 300
+DEREGISTRATION_DELAY_SECONDS = 30
+
+
+def serves_https(access: AccessConfig) -> bool:
+    return access.certificate_arn is not None
+
+
+def listener_ports(access: AccessConfig) -> list[int]:
+    """Ports the load balancer listens on: 443 and the 80 -> 443 redirect, or plain 80 (dev only)."""
+    return [HTTPS_PORT, HTTP_PORT] if serves_https(access) else [HTTP_PORT]
+
+
+@dataclass(frozen=True)
+class LoadBalancerArgs:
+    access: AccessConfig
+    vpc_id: pulumi.Input[str]
+    # Public subnets, or private ones when `access.internal`.
+    subnet_ids: pulumi.Input[Sequence[str]]
+    security_group_id: pulumi.Input[str]
+    target_port: int
+    deletion_protection: bool
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """ALB, target group, listeners and the optional Route 53 alias."""
+
+    dns_name: pulumi.Output[str]
+    zone_id: pulumi.Output[str]
+    target_group_arn: pulumi.Output[str]
+    arn_suffix: pulumi.Output[str]
+    listeners: list[aws.lb.Listener]
+
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-platform:network:LoadBalancer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        access = args.access
+
+        balancer = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=access.internal,
+            subnets=args.subnet_ids,
+            security_groups=[args.security_group_id],
+            drop_invalid_header_fields=True,
+            idle_timeout=IDLE_TIMEOUT_SECONDS,
+            enable_deletion_protection=args.deletion_protection,
+            opts=child,
+        )
+        target_group = aws.lb.TargetGroup(
+            f"{name}-tg",
+            target_type="ip",
+            protocol="HTTP",
+            port=args.target_port,
+            vpc_id=args.vpc_id,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True,
+                path=HEALTH_CHECK_PATH,
+                protocol="HTTP",
+                matcher="200",
+                interval=15,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+            opts=child,
+        )
+        forward = aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)
+
+        self.listeners = []
+        if serves_https(access):
+            self.listeners.append(
+                aws.lb.Listener(
+                    f"{name}-https",
+                    load_balancer_arn=balancer.arn,
+                    port=HTTPS_PORT,
+                    protocol="HTTPS",
+                    certificate_arn=access.certificate_arn,
+                    ssl_policy=TLS_POLICY,
+                    default_actions=[forward],
+                    opts=child,
+                )
+            )
+            self.listeners.append(
+                aws.lb.Listener(
+                    f"{name}-http",
+                    load_balancer_arn=balancer.arn,
+                    port=HTTP_PORT,
+                    protocol="HTTP",
+                    default_actions=[
+                        aws.lb.ListenerDefaultActionArgs(
+                            type="redirect",
+                            redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                                protocol="HTTPS", port=str(HTTPS_PORT), status_code="HTTP_301"
+                            ),
+                        )
+                    ],
+                    opts=child,
+                )
+            )
+        else:
+            # Only reachable with `access.allow_insecure_http: true` (validated by PlatformConfig): dev only.
+            self.listeners.append(
+                aws.lb.Listener(
+                    f"{name}-http",
+                    load_balancer_arn=balancer.arn,
+                    port=HTTP_PORT,
+                    protocol="HTTP",
+                    default_actions=[forward],
+                    opts=child,
+                )
+            )
+
+        if access.hosted_zone_id is not None and access.domain_name is not None:
+            aws.route53.Record(
+                f"{name}-alias",
+                zone_id=access.hosted_zone_id,
+                name=access.domain_name,
+                type="A",
+                aliases=[
+                    aws.route53.RecordAliasArgs(
+                        name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
+                    )
+                ],
+                opts=child,
+            )
+
+        self.dns_name = balancer.dns_name
+        self.zone_id = balancer.zone_id
+        self.arn_suffix = balancer.arn_suffix
+        self.target_group_arn = target_group.arn
+        self.register_outputs(
+            {"dns_name": self.dns_name, "zone_id": self.zone_id, "target_group_arn": self.target_group_arn}
+        )

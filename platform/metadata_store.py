@@ -1,0 +1,162 @@
+"""The metadata store: RDS PostgreSQL for MLflow's tracking and auth tables.
+
+It sits in the isolated subnets, answers only the server tasks' security group, refuses connections
+without TLS (`rds.force_ssl`), encrypts its storage with the platform key, and its connection details
+(password included) exist only in a Secrets Manager secret that the task receives as an ECS secret.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from mlflow_platform.credentials import generated_password, stored_secret
+from toolkit.platform_config import DatabaseConfig
+
+POSTGRES_PORT = 5432
+DATABASE_NAME = "mlflow"
+MASTER_USERNAME = "mlflow"
+PASSWORD_LENGTH = 40
+STORAGE_TYPE = "gp3"
+
+
+def final_snapshot_identifier(name: str) -> str:
+    """RDS identifiers: letters, digits and single hyphens, starting with a letter."""
+    raw = f"{name}-{pulumi.get_stack()}-final"
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-zA-Z0-9]", "-", raw)).strip("-")[:255]
+
+
+@dataclass(frozen=True)
+class MetadataStoreArgs:
+    config: DatabaseConfig
+    vpc_id: pulumi.Input[str]
+    isolated_subnet_ids: pulumi.Input[Sequence[str]]
+    # The only security group whose members may connect (the server tasks).
+    server_security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+
+
+class MetadataStore(pulumi.ComponentResource):
+    """PostgreSQL instance, its network and parameter settings, and its connection secret."""
+
+    secret_arn: pulumi.Output[str]
+    address: pulumi.Output[str]
+    port: pulumi.Output[int]
+    security_group_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MetadataStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlflow-platform:storage:MetadataStore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="MLflow database: PostgreSQL from the server tasks only",
+            tags={"Name": f"{name}-sg"},
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-in-server",
+            security_group_id=security_group.id,
+            description="PostgreSQL from the MLflow server tasks",
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            referenced_security_group_id=args.server_security_group_id,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-server-out",
+            security_group_id=args.server_security_group_id,
+            description="MLflow server tasks to PostgreSQL",
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            referenced_security_group_id=security_group.id,
+            opts=child,
+        )
+
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            subnet_ids=args.isolated_subnet_ids,
+            description="isolated subnets: no route out of the VPC",
+            opts=child,
+        )
+        major_version = config.engine_version.split(".")[0]
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=f"postgres{major_version}",
+            description="MLflow PostgreSQL: TLS required",
+            parameters=[aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1")],
+            opts=child,
+        )
+
+        password = generated_password(f"{name}-password", length=PASSWORD_LENGTH, parent=self)
+        instance = aws.rds.Instance(
+            f"{name}-postgres",
+            engine="postgres",
+            engine_version=config.engine_version,
+            instance_class=config.instance_class,
+            allocated_storage=config.allocated_storage_gb,
+            max_allocated_storage=config.max_allocated_storage_gb,
+            storage_type=STORAGE_TYPE,
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            db_name=DATABASE_NAME,
+            username=MASTER_USERNAME,
+            password=password,
+            port=POSTGRES_PORT,
+            db_subnet_group_name=subnet_group.name,
+            parameter_group_name=parameters.name,
+            vpc_security_group_ids=[security_group.id],
+            publicly_accessible=False,
+            multi_az=config.multi_az,
+            backup_retention_period=config.backup_retention_days,
+            copy_tags_to_snapshot=True,
+            deletion_protection=config.deletion_protection,
+            skip_final_snapshot=config.skip_final_snapshot,
+            final_snapshot_identifier=None if config.skip_final_snapshot else final_snapshot_identifier(name),
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            iam_database_authentication_enabled=False,
+            opts=child,
+        )
+
+        connection = pulumi.Output.json_dumps(
+            {
+                "engine": "postgres",
+                "host": instance.address,
+                "port": instance.port,
+                "dbname": DATABASE_NAME,
+                "username": MASTER_USERNAME,
+                "password": password,
+                # The server refuses to fall back to plain text even if the parameter group were changed.
+                "sslmode": "require",
+            }
+        )
+        secret = stored_secret(
+            f"{name}-connection",
+            purpose="database",
+            description="MLflow PostgreSQL connection: JSON {engine, host, port, dbname, username, password}",
+            kms_key_arn=args.kms_key_arn,
+            value=connection,
+            parent=self,
+        )
+
+        self.secret_arn = secret.arn
+        self.address = instance.address
+        self.port = instance.port
+        self.security_group_id = security_group.id
+        self.register_outputs(
+            {
+                "secret_arn": self.secret_arn,
+                "address": self.address,
+                "port": self.port,
+                "security_group_id": self.security_group_id,
+            }
+        )
