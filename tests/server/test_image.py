@@ -65,8 +65,11 @@ def test_no_infrastructure_or_local_only_packages_in_the_image() -> None:
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH")
 def test_requirements_file_is_exactly_what_uv_exports_from_the_lock() -> None:
     exported = subprocess.run(EXPORT_COMMAND, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    strip = lambda text: [line for line in text.splitlines() if not line.startswith("#")]  # noqa: E731
-    assert strip(exported) == strip(REQUIREMENTS.read_text())
+    assert _without_comments(exported) == _without_comments(REQUIREMENTS.read_text())
+
+
+def _without_comments(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("#")]
 
 
 def test_dockerfile_is_slim_non_root_hash_pinned_and_runs_the_entrypoint() -> None:
