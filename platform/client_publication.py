@@ -68,7 +68,9 @@ class ClientConfigPublication(pulumi.ComponentResource):
             type="String",
             tier="Standard",
             description="mlflow-platform ClientConfig (no secret values), read by `config pull --from-ssm`",
-            value=pulumi.Output.json_dumps(self.client_config),
+            # `insecure_value`: the provider would mark `value` secret and hide every diff of a config
+            # that holds no secret at all.
+            insecure_value=pulumi.Output.json_dumps(self.client_config),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.parameter_name = parameter.name

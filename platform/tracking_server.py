@@ -25,9 +25,12 @@ from toolkit.platform_config import ServerConfig
 
 CONTAINER_NAME = "mlflow"
 CONTAINER_PORT = 5000
-# Any non-root uid: the image's files only need to be readable; /tmp is the one writable path.
+# The non-root user the image creates (platform/Dockerfile: `useradd --uid 10001`); ECS enforces it too.
 CONTAINER_USER = "10001:10001"
-WRITABLE_PATHS = {"tmp": "/tmp"}  # noqa: S108 - a task-private scratch volume, not a shared host /tmp
+# A read-only root filesystem needs a writable /tmp (the entrypoint writes MLflow's auth ini there). On
+# Fargate a task volume mounted at /tmp is root-owned 0755 unless the image declares `VOLUME /tmp` with
+# its own permissions, which platform/Dockerfile does not (yet); until it does, the root fs stays writable.
+READONLY_ROOT_FILESYSTEM = False
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside the private subnet; only the load balancer's group may connect
 # Database migrations run at start: give a new task time before the load balancer's verdict counts.
 HEALTH_CHECK_GRACE_SECONDS = 180
@@ -74,15 +77,12 @@ def container_definitions(
             "image": image,
             "essential": True,
             "user": CONTAINER_USER,
-            "readonlyRootFilesystem": True,
+            "readonlyRootFilesystem": READONLY_ROOT_FILESYSTEM,
             "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp", "name": "http"}],
             "environment": [{"name": key, "value": value} for key, value in sorted(environment.items())],
             "secrets": [{"name": key, "valueFrom": arn} for key, arn in sorted(secrets.items())],
-            "mountPoints": [
-                {"sourceVolume": volume, "containerPath": path, "readOnly": False}
-                for volume, path in WRITABLE_PATHS.items()
-            ],
-            "linuxParameters": {"initProcessEnabled": True, "capabilities": {"drop": ["ALL"]}},
+            # The image's tini is PID 1 already, so no ECS init process; no Linux capability is needed.
+            "linuxParameters": {"capabilities": {"drop": ["ALL"]}},
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
@@ -261,7 +261,6 @@ class TrackingServer(pulumi.ComponentResource):
             ),
             execution_role_arn=execution_role.arn,
             task_role_arn=task_role.arn,
-            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=volume) for volume in WRITABLE_PATHS],
             container_definitions=pulumi.Output.json_dumps(
                 container_definitions(
                     image=image,

@@ -54,6 +54,8 @@ class Recorded:
     urn: str = ""
     parent_urn: str = ""
     custom: bool = True
+    # "<provider urn>::<provider id>" for custom resources.
+    provider: str = ""
 
 
 class PlatformMocks(pulumi_mocks.Mocks):
@@ -99,7 +101,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
         inputs = dict(args.inputs)
         resource_id, outputs = self._outputs(args.typ, args.name, inputs)
         state = {**inputs, **outputs}
-        self.records[(args.typ, args.name)] = Recorded(args.typ, args.name, inputs, state, custom=bool(args.custom))
+        self.records[(args.typ, args.name)] = Recorded(
+            args.typ, args.name, inputs, state, custom=bool(args.custom), provider=args.provider or ""
+        )
         return resource_id, state
 
     def _arn(self, service: str, resource: str, *, regional: bool = True, account: bool = True) -> str:

@@ -1,0 +1,384 @@
+"""The security baseline, checked on both example stacks (`stacks/Pulumi.dev.yaml`, `stacks/Pulumi.prod.yaml`).
+
+Each test names one property a security review asks about; each runs against what the real program
+declares for that stack under the mocks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from mlflow_platform import server_env
+from mlflow_platform.iam import ACTIONS_WITHOUT_RESOURCE_SCOPE
+from mlflow_platform.load_balancer import TLS_POLICY
+from tests.infra.conftest import Deployment
+from tests.infra.helpers import (
+    arn,
+    as_list,
+    container_definitions,
+    generated_secret_values,
+    is_secret,
+    plain,
+    policy_documents,
+    resource_id,
+    role_policy,
+    statements,
+)
+
+
+def _kms_key_arns(deployment: Deployment) -> set[str]:
+    return {arn(key) for key in deployment.of_type("aws:kms/key:Key")}
+
+
+def _platform_key_arn(deployment: Deployment) -> str:
+    return arn(next(k for k in deployment.of_type("aws:kms/key:Key") if k.name.endswith("-platform-key")))
+
+
+def _artifact_key_arn(deployment: Deployment) -> str:
+    return arn(next(k for k in deployment.of_type("aws:kms/key:Key") if k.name.endswith("-artifacts-key")))
+
+
+def _without_secrets(value: Any) -> Any:
+    """The value with every secret-marked part dropped: what would be stored or shown in plain text."""
+    if is_secret(value):
+        return "<secret>"
+    if isinstance(value, dict):
+        return {key: _without_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_secrets(item) for item in value]
+    return value
+
+
+# --- encryption at rest -------------------------------------------------------------------------------
+
+
+def test_encryption_at_rest_keys_are_customer_managed_and_rotate(deployment: Deployment) -> None:
+    keys = deployment.of_type("aws:kms/key:Key")
+    assert len(keys) == 2  # the artifact bucket's key and the platform key (secrets, database, logs)
+    for key in keys:
+        assert key.inputs["enableKeyRotation"] is True, key.name
+        assert key.inputs["deletionWindowInDays"] == 30
+
+
+def test_encryption_at_rest_s3_uses_the_bucket_key(deployment: Deployment) -> None:
+    encryption = deployment.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    bucket = deployment.one("aws:s3/bucket:Bucket")
+    assert encryption.inputs["bucket"] == resource_id(bucket)
+    [rule] = encryption.inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "aws:kms",
+        "kmsMasterKeyId": _artifact_key_arn(deployment),
+    }
+    assert rule["bucketKeyEnabled"] is True
+
+
+def test_encryption_at_rest_rds_storage(deployment: Deployment) -> None:
+    database = deployment.one("aws:rds/instance:Instance")
+    assert database.inputs["storageEncrypted"] is True
+    assert database.inputs["kmsKeyId"] == _platform_key_arn(deployment)
+
+
+def test_encryption_at_rest_secrets(deployment: Deployment) -> None:
+    secrets = deployment.of_type("aws:secretsmanager/secret:Secret")
+    assert len(secrets) == 3  # database connection, admin user, Flask key
+    for secret in secrets:
+        assert secret.inputs["kmsKeyId"] == _platform_key_arn(deployment), secret.name
+
+
+def test_encryption_at_rest_logs(deployment: Deployment) -> None:
+    log_group = deployment.one("aws:cloudwatch/logGroup:LogGroup")
+    assert log_group.inputs["kmsKeyId"] == _platform_key_arn(deployment)
+    # The platform key lets CloudWatch Logs use it, for this stack's log groups only.
+    key = next(k for k in deployment.of_type("aws:kms/key:Key") if k.name.endswith("-platform-key"))
+    logs_statement = next(s for s in statements(json.loads(key.inputs["policy"])) if "Service" in s["Principal"])
+    assert logs_statement["Principal"] == {"Service": f"logs.{deployment.config.region}.amazonaws.com"}
+    pattern = logs_statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert (
+        pattern
+        == f"arn:aws:logs:{deployment.config.region}:123456789012:log-group:/mlflow-platform/{deployment.stack}/*"
+    )
+    assert log_group.inputs["name"].startswith(f"/mlflow-platform/{deployment.stack}/")
+
+
+# --- TLS in transit -----------------------------------------------------------------------------------
+
+
+def test_tls_in_transit_load_balancer(deployment: Deployment) -> None:
+    listeners = deployment.of_type("aws:lb/listener:Listener")
+    access = deployment.config.access
+    for listener in listeners:
+        [action] = listener.inputs["defaultActions"]
+        if listener.inputs["protocol"] == "HTTPS":
+            assert listener.inputs["sslPolicy"] == TLS_POLICY
+            assert listener.inputs["certificateArn"] == access.certificate_arn
+        elif action["type"] == "redirect":
+            assert action["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
+        else:
+            # Plain HTTP forwarding only where the stack accepted it explicitly and has no certificate.
+            assert access.allow_insecure_http
+            assert access.certificate_arn is None
+            assert not deployment.config.is_prod
+    if access.certificate_arn is not None:
+        assert {listener.inputs["protocol"] for listener in listeners} == {"HTTPS", "HTTP"}
+        assert deployment.outputs["tracking_uri"].startswith("https://")
+
+
+def test_tls_in_transit_database(deployment: Deployment) -> None:
+    parameters = deployment.one("aws:rds/parameterGroup:ParameterGroup")
+    assert {(p["name"], p["value"]) for p in parameters.inputs["parameters"]} == {("rds.force_ssl", "1")}
+    database = deployment.one("aws:rds/instance:Instance")
+    assert database.inputs["parameterGroupName"] == parameters.state["name"]
+    connection = next(
+        v
+        for v in deployment.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if v.name.startswith("mlflow-db")
+    )
+    assert json.loads(plain(connection.inputs["secretString"]))["sslmode"] == "require"
+
+
+def test_tls_in_transit_s3(deployment: Deployment) -> None:
+    policy = deployment.one("aws:s3/bucketPolicy:BucketPolicy")
+    document = json.loads(policy.inputs["policy"])
+    bucket_arn = arn(deployment.one("aws:s3/bucket:Bucket"))
+    insecure = next(s for s in statements(document) if s["Sid"] == "DenyInsecureTransport")
+    assert insecure["Effect"] == "Deny"
+    assert insecure["Principal"] == "*"
+    assert insecure["Action"] == "s3:*"
+    assert insecure["Resource"] == [bucket_arn, f"{bucket_arn}/*"]
+    assert insecure["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+# --- network exposure ---------------------------------------------------------------------------------
+
+
+def test_no_public_database(deployment: Deployment) -> None:
+    database = deployment.one("aws:rds/instance:Instance")
+    assert database.inputs["publiclyAccessible"] is False
+    subnet_group = deployment.one("aws:rds/subnetGroup:SubnetGroup")
+    assert database.inputs["dbSubnetGroupName"] == subnet_group.state["name"]
+    isolated = [
+        s for s in deployment.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["mlflow-platform:tier"] == "isolated"
+    ]
+    assert subnet_group.inputs["subnetIds"] == [resource_id(s) for s in isolated]
+    # The isolated tier's route table has no route at all beyond the implicit local one.
+    isolated_table = next(
+        t for t in deployment.of_type("aws:ec2/routeTable:RouteTable") if t.name.endswith("isolated-rt")
+    )
+    routes = [
+        r for r in deployment.of_type("aws:ec2/route:Route") if r.inputs["routeTableId"] == resource_id(isolated_table)
+    ]
+    assert routes == []
+    # Reachable from the server tasks' security group and from nothing else.
+    [database_group_id] = database.inputs["vpcSecurityGroupIds"]
+    ingress = [
+        r
+        for r in deployment.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == database_group_id
+    ]
+    server_group = next(
+        g for g in deployment.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-sg-server")
+    )
+    assert [(r.inputs["referencedSecurityGroupId"], r.inputs["fromPort"], r.inputs["toPort"]) for r in ingress] == [
+        (resource_id(server_group), 5432, 5432)
+    ]
+    assert "cidrIpv4" not in ingress[0].inputs
+
+
+def test_no_public_task_ip(deployment: Deployment) -> None:
+    service = deployment.one("aws:ecs/service:Service")
+    network = service.inputs["networkConfiguration"]
+    assert network["assignPublicIp"] is False
+    private = [
+        s for s in deployment.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["mlflow-platform:tier"] == "private"
+    ]
+    assert network["subnets"] == [resource_id(s) for s in private]
+    for subnet in deployment.of_type("aws:ec2/subnet:Subnet"):
+        assert subnet.inputs["mapPublicIpOnLaunch"] is False, subnet.name
+
+
+def test_load_balancer_reachable_only_from_configured_cidrs(deployment: Deployment) -> None:
+    balancer = deployment.one("aws:lb/loadBalancer:LoadBalancer")
+    [group_id] = balancer.inputs["securityGroups"]
+    ingress = [
+        r
+        for r in deployment.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == group_id
+    ]
+    allowed = {str(cidr) for cidr in deployment.config.access.allowed_cidrs}
+    assert ingress
+    assert {r.inputs["cidrIpv4"] for r in ingress} == allowed
+    assert "0.0.0.0/0" not in allowed
+
+
+# --- secrets never in plain text ----------------------------------------------------------------------
+
+
+def test_no_plaintext_secret_in_container_definitions(deployment: Deployment) -> None:
+    [container] = container_definitions(deployment)
+    rendered = json.dumps(container)
+    for value in generated_secret_values(deployment):
+        assert value not in rendered
+    environment_names = {item["name"] for item in container["environment"]}
+    assert environment_names.isdisjoint(server_env.SECRET_VARIABLES)
+    assert {item["name"] for item in container["secrets"]} == set(server_env.SECRET_VARIABLES)
+    for item in container["secrets"]:
+        assert item["valueFrom"].startswith("arn:aws:secretsmanager:")
+
+
+def test_no_plaintext_secret_in_outputs(deployment: Deployment) -> None:
+    rendered = json.dumps(deployment.outputs)
+    for value in generated_secret_values(deployment):
+        assert value not in rendered
+    parameter = deployment.one("aws:ssm/parameter:Parameter")
+    for value in generated_secret_values(deployment):
+        assert value not in parameter.inputs["insecureValue"]
+
+
+def test_generated_secrets_travel_only_as_pulumi_secrets(deployment: Deployment) -> None:
+    """Outside the values marked secret (encrypted in Pulumi's state), no resource input holds a generated value."""
+    for record in deployment.resources:
+        rendered = json.dumps(_without_secrets(record.inputs), default=str)
+        for value in generated_secret_values(deployment):
+            assert value not in rendered, f"{record.type} {record.name} holds a generated secret in plain text"
+    for version in deployment.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
+        assert is_secret(version.inputs["secretString"]), version.name
+    assert is_secret(deployment.one("aws:rds/instance:Instance").inputs["password"])
+
+
+# --- least privilege ----------------------------------------------------------------------------------
+
+
+def test_no_policy_allows_wildcard_actions_on_everything(deployment: Deployment) -> None:
+    documents = policy_documents(deployment)
+    # 2 role trust policies, 2 role policies, 2 key policies, 1 bucket policy: a new one must be seen here.
+    assert len(documents) == 7
+    for record, document in documents:
+        assert document["Version"] == "2012-10-17"
+        for statement in statements(document):
+            if statement["Effect"] != "Allow":
+                continue
+            actions = as_list(statement.get("Action"))
+            assert "NotAction" not in statement, record.name
+            assert "NotResource" not in statement, record.name
+            assert actions, record.name
+            assert all("*" not in action for action in actions), f"{record.name}: wildcard action in {actions}"
+
+
+def test_least_privilege_resource_star_only_where_aws_requires_it(deployment: Deployment) -> None:
+    for record, document in policy_documents(deployment):
+        if record.type != "aws:iam/rolePolicy:RolePolicy":
+            continue  # a key policy's "*" means the key itself; trust policies have no Resource
+        for statement in statements(document):
+            if "*" in as_list(statement["Resource"]):
+                assert set(as_list(statement["Action"])) <= set(ACTIONS_WITHOUT_RESOURCE_SCOPE), statement
+
+
+def test_least_privilege_task_role(deployment: Deployment) -> None:
+    document = role_policy(deployment, "-task")
+    bucket_arn = arn(deployment.one("aws:s3/bucket:Bucket"))
+    resources = {resource for s in statements(document) for resource in as_list(s["Resource"])}
+    assert resources == {bucket_arn, f"{bucket_arn}/*", _artifact_key_arn(deployment)}
+    actions = {action for s in statements(document) for action in as_list(s["Action"])}
+    assert not any(a.startswith(("secretsmanager:", "iam:", "ecs:", "ssm:")) for a in actions)
+
+
+def test_least_privilege_execution_role(deployment: Deployment) -> None:
+    document = role_policy(deployment, "-execution")
+    by_sid = {s["Sid"]: s for s in statements(document)}
+    secret_arns = {arn(s) for s in deployment.of_type("aws:secretsmanager/secret:Secret")}
+    assert set(by_sid["ReadTheseSecrets"]["Resource"]) == secret_arns
+    assert by_sid["ReadTheseSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert by_sid["DecryptTheseSecrets"]["Resource"] == [_platform_key_arn(deployment)]
+    log_group = deployment.one("aws:cloudwatch/logGroup:LogGroup")
+    assert by_sid["WriteThisLogGroup"]["Resource"] == f"{arn(log_group)}:log-stream:*"
+    repository = deployment.one("aws:ecr/repository:Repository")
+    assert by_sid["PullThisRepository"]["Resource"] == [arn(repository)]
+    assert by_sid["RegistryLoginHasNoResourceScope"]["Action"] == ["ecr:GetAuthorizationToken"]
+
+
+def test_least_privilege_roles_have_no_managed_policies_and_trust_only_ecs_tasks(deployment: Deployment) -> None:
+    for role in deployment.of_type("aws:iam/role:Role"):
+        assert not role.inputs.get("managedPolicyArns"), role.name
+        [trust] = statements(json.loads(role.inputs["assumeRolePolicy"]))
+        assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+# --- logs, deletion protection ------------------------------------------------------------------------
+
+
+def test_log_retention(deployment: Deployment) -> None:
+    log_group = deployment.one("aws:cloudwatch/logGroup:LogGroup")
+    assert log_group.inputs["retentionInDays"] == deployment.config.server.log_retention_days
+    [container] = container_definitions(deployment)
+    options = container["logConfiguration"]["options"]
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+    assert options["awslogs-group"] == log_group.inputs["name"]
+    assert options["awslogs-region"] == deployment.config.region
+
+
+def test_deletion_protection_in_prod(prod: Deployment) -> None:
+    database = prod.one("aws:rds/instance:Instance")
+    assert database.inputs["deletionProtection"] is True
+    assert database.inputs["skipFinalSnapshot"] is False
+    assert database.inputs["finalSnapshotIdentifier"] == "mlflow-db-prod-final"
+    assert database.inputs["multiAz"] is True
+    assert database.inputs["backupRetentionPeriod"] >= 7
+    assert prod.one("aws:lb/loadBalancer:LoadBalancer").inputs["enableDeletionProtection"] is True
+    assert prod.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is False
+    assert prod.one("aws:ecr/repository:Repository").inputs["forceDelete"] is False
+
+
+def test_dev_shortcuts_are_the_ones_its_stack_file_declares(dev: Deployment) -> None:
+    database = dev.one("aws:rds/instance:Instance")
+    assert database.inputs["deletionProtection"] is False
+    assert database.inputs["skipFinalSnapshot"] is True
+    assert "finalSnapshotIdentifier" not in database.inputs
+    assert dev.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is True
+
+
+# --- container definition shape -----------------------------------------------------------------------
+
+
+def test_task_definition_is_valid_for_register_task_definition(deployment: Deployment) -> None:
+    task = deployment.one("aws:ecs/taskDefinition:TaskDefinition")
+    request = {
+        "family": task.inputs["family"],
+        "taskRoleArn": task.inputs["taskRoleArn"],
+        "executionRoleArn": task.inputs["executionRoleArn"],
+        "networkMode": task.inputs["networkMode"],
+        "requiresCompatibilities": task.inputs["requiresCompatibilities"],
+        "cpu": task.inputs["cpu"],
+        "memory": task.inputs["memory"],
+        "runtimePlatform": task.inputs["runtimePlatform"],
+        "containerDefinitions": container_definitions(deployment),
+    }
+    shape = (
+        botocore.session.get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
+    )
+    assert shape is not None
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_container_runs_as_non_root_on_port_5000(deployment: Deployment) -> None:
+    [container] = container_definitions(deployment)
+    user = container["user"]
+    assert user.split(":")[0] not in ("0", "root")
+    assert container["portMappings"] == [{"containerPort": 5000, "protocol": "tcp", "name": "http"}]
+    assert container["linuxParameters"]["capabilities"] == {"drop": ["ALL"]}
+    assert container.get("privileged") is not True
+
+
+@pytest.mark.parametrize("key", ["client_config", "tracking_uri", "credentials_secret_arn"])
+def test_outputs_are_not_secret_and_hold_no_credentials(deployment: Deployment, key: str) -> None:
+    assert key not in deployment.secret_outputs
+    rendered = json.dumps(deployment.outputs[key])
+    assert "password" not in rendered.lower()
