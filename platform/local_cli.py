@@ -133,6 +133,13 @@ def up(
 
 
 def _stay_attached(platform: LocalPlatform) -> None:
+    """Until Ctrl-C (or SIGTERM, e.g. from a process manager), then `down`."""
+    import signal
+
+    def _interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
     console.print("Running in the foreground; Ctrl-C stops it.")
     try:
         while True:
