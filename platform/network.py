@@ -33,8 +33,13 @@ def subnet_cidrs(vpc_cidr: IPv4Network, az_count: int) -> dict[str, list[str]]:
     }
 
 
-def _zone(index: int) -> Callable[[list[str]], str]:
+def zone_picker(index: int) -> Callable[[list[str]], str]:
     def pick(names: list[str]) -> str:
+        if index >= len(names):
+            raise ValueError(
+                f"network.az_count: got {index + 1} or more, but the region offers only {len(names)} "
+                f"availability zones ({', '.join(names)}); expected at most {len(names)}"
+            )
         return names[index]
 
     return pick
@@ -104,7 +109,7 @@ class Network(pulumi.ComponentResource):
                     f"{name}-{tier}-{az}",
                     vpc_id=vpc.id,
                     cidr_block=cidr,
-                    availability_zone=zones.names.apply(_zone(az)),
+                    availability_zone=zones.names.apply(zone_picker(az)),
                     # Nothing gets a public IP by accident, not even in the public tier (the ALB does not need it).
                     map_public_ip_on_launch=False,
                     tags={"Name": f"{name}-{tier}-{az}", "mlflow-platform:tier": tier},

@@ -410,3 +410,11 @@ def test_service_deployment_and_autoscaling(deployment: Deployment) -> None:
 )
 def test_children_are_parented_to_their_component(dev: Deployment, typ: str, component_type: str) -> None:
     assert dev.one(typ).parent_urn == dev.one(component_type).urn
+
+
+def test_more_zones_than_the_region_has_is_refused_naming_the_key() -> None:
+    from mlflow_platform.network import zone_picker
+
+    with pytest.raises(ValueError, match=r"network\.az_count"):
+        zone_picker(3)(["eu-west-1a", "eu-west-1b", "eu-west-1c"])
+    assert zone_picker(2)(["eu-west-1a", "eu-west-1b", "eu-west-1c"]) == "eu-west-1c"
