@@ -24,6 +24,7 @@ from mlflow_platform.network import Network, NetworkArgs
 from mlflow_platform.security_groups import SecurityGroups, SecurityGroupsArgs
 from mlflow_platform.tracking_server import CONTAINER_PORT, ServerSecrets, TrackingServer, TrackingServerArgs
 from toolkit.client_config import STACK_OUTPUT_NAME
+from toolkit.errors import ConfigError
 from toolkit.platform_config import PlatformConfig
 
 
@@ -50,6 +51,17 @@ def allowed_hosts(config: PlatformConfig, load_balancer_dns_name: str) -> list[s
     return list(dict.fromkeys(names))
 
 
+def unsupported_settings(config: PlatformConfig) -> list[str]:
+    """Valid config the deployed server cannot honour yet: refused, rather than silently ignored."""
+    problems = []
+    if not config.server.serve_artifacts:
+        problems.append(
+            "server.serve_artifacts: got False, expected true: the server entrypoint always proxies "
+            "artifacts (--artifacts-destination); direct S3 access from clients is not deployed yet"
+        )
+    return problems
+
+
 @dataclass(frozen=True)
 class MlflowPlatformArgs:
     config: PlatformConfig
@@ -71,8 +83,11 @@ class MlflowPlatform(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: MlflowPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("mlflow-platform:index:MlflowPlatform", name, None, opts)
         config = args.config
+        problems = unsupported_settings(config)
+        if problems:
+            raise ConfigError(f"config of stack {pulumi.get_stack()!r}", problems)
+        super().__init__("mlflow-platform:index:MlflowPlatform", name, None, opts)
         stack = pulumi.get_stack()
         base = config.name
 

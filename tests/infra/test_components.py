@@ -418,3 +418,12 @@ def test_more_zones_than_the_region_has_is_refused_naming_the_key() -> None:
     with pytest.raises(ValueError, match=r"network\.az_count"):
         zone_picker(3)(["eu-west-1a", "eu-west-1b", "eu-west-1c"])
     assert zone_picker(2)(["eu-west-1a", "eu-west-1b", "eu-west-1c"]) == "eu-west-1c"
+
+
+def test_every_aws_lookup_goes_through_the_platform_provider(deployment: Deployment) -> None:
+    """Zones, account and partition are looked up in the configured region, not the shell's."""
+    provider = deployment.one("pulumi:providers:aws")
+    aws_calls = [c for c in deployment.calls if c.token.startswith("aws:")]
+    assert {c.token.split(":")[-1] for c in aws_calls} >= {"getCallerIdentity", "getPartition", "getAvailabilityZones"}
+    for call in aws_calls:
+        assert call.provider.startswith(provider.urn + "::"), f"{call.token} via {call.provider!r}"
