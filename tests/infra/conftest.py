@@ -248,10 +248,6 @@ class Deployment:
     def by_urn(self, urn: str) -> Recorded:
         return next(r for r in self.resources if r.urn == urn)
 
-    def with_id(self, resource_id: str) -> Recorded:
-        """The resource whose mocked id or ARN is `resource_id`."""
-        return next(r for r in self.resources if resource_id in (r.state.get("arn"), r.state.get("__id")))
-
 
 def pulumi_config_values(stack_file: dict[str, Any]) -> dict[str, str]:
     """What the Pulumi CLI hands a program: structured values JSON-encoded, strings as they are."""

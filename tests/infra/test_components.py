@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_platform import server_env
-from mlflow_platform.network import subnet_cidrs
+from mlflow_platform.network import subnet_cidrs, zone_picker
 from mlflow_platform.tracking_server import CONTAINER_USER, source_fingerprint
 from tests.infra.conftest import REPO, Deployment
 from tests.infra.helpers import arn, children, component, container_definitions, descendants, plain, resource_id
@@ -413,8 +413,6 @@ def test_children_are_parented_to_their_component(dev: Deployment, typ: str, com
 
 
 def test_more_zones_than_the_region_has_is_refused_naming_the_key() -> None:
-    from mlflow_platform.network import zone_picker
-
     with pytest.raises(ValueError, match=r"network\.az_count"):
         zone_picker(3)(["eu-west-1a", "eu-west-1b", "eu-west-1c"])
     assert zone_picker(2)(["eu-west-1a", "eu-west-1b", "eu-west-1c"]) == "eu-west-1c"

@@ -11,6 +11,7 @@ import pytest
 from tests.infra.conftest import (
     PROJECT,
     STACK_NAMES,
+    STACKS,
     load_stack_file,
     pulumi_config_values,
     run_failing_program,
@@ -43,8 +44,6 @@ def test_example_stack_validates(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACK_NAMES)
 def test_every_key_of_the_example_stacks_is_commented(stack: str) -> None:
     """Each key line (top level and nested) is preceded by a comment line, or carries one."""
-    from tests.infra.conftest import STACKS
-
     lines = (STACKS / f"Pulumi.{stack}.yaml").read_text().splitlines()
     for index, line in enumerate(lines):
         stripped = line.strip()
