@@ -20,7 +20,7 @@ from mlflow_platform.credentials import Credentials, CredentialsArgs
 from mlflow_platform.encryption import EncryptionKey, EncryptionKeyArgs
 from mlflow_platform.load_balancer import LoadBalancer, LoadBalancerArgs, listener_ports, serves_https
 from mlflow_platform.metadata_store import MetadataStore, MetadataStoreArgs
-from mlflow_platform.network import Network, NetworkArgs
+from mlflow_platform.network import FlowLogSettings, Network, NetworkArgs
 from mlflow_platform.security_groups import SecurityGroups, SecurityGroupsArgs
 from mlflow_platform.tracking_server import CONTAINER_PORT, ServerSecrets, TrackingServer, TrackingServerArgs
 from toolkit.client_config import STACK_OUTPUT_NAME
@@ -99,7 +99,28 @@ class MlflowPlatform(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self, providers={"aws": provider})
 
-        network = Network(f"{base}-network", NetworkArgs(config=config.network, region=config.region), opts=child)
+        platform_key = EncryptionKey(
+            f"{base}-platform",
+            EncryptionKeyArgs(
+                description=f"{base} ({stack}): secrets, database storage, server and flow logs",
+                region=config.region,
+                log_group_prefix=log_group_prefix(stack),
+            ),
+            opts=child,
+        )
+        network = Network(
+            f"{base}-network",
+            NetworkArgs(
+                config=config.network,
+                region=config.region,
+                flow_logs=FlowLogSettings(
+                    log_group_name=f"{log_group_prefix(stack)}{base}-vpc-flow-logs",
+                    retention_days=config.server.log_retention_days,
+                    kms_key_arn=platform_key.key_arn,
+                ),
+            ),
+            opts=child,
+        )
         firewall = SecurityGroups(
             f"{base}-sg",
             SecurityGroupsArgs(
@@ -107,15 +128,6 @@ class MlflowPlatform(pulumi.ComponentResource):
                 allowed_cidrs=[str(cidr) for cidr in config.access.allowed_cidrs],
                 listener_ports=listener_ports(config.access),
                 server_port=CONTAINER_PORT,
-            ),
-            opts=child,
-        )
-        platform_key = EncryptionKey(
-            f"{base}-platform",
-            EncryptionKeyArgs(
-                description=f"{base} ({stack}): secrets, database storage, server logs",
-                region=config.region,
-                log_group_prefix=log_group_prefix(stack),
             ),
             opts=child,
         )

@@ -5,7 +5,9 @@ private  - the server tasks; outbound through NAT (ECR, Secrets Manager, CloudWa
 isolated - the database; no route out of the VPC at all
 
 S3 traffic of the private and isolated tiers goes through a gateway endpoint: free, and artifacts
-never cross the NAT. With `network.existing` the organisation's VPC and subnets are used as given.
+never cross the NAT. A new VPC records its traffic in flow logs (encrypted, with a retention), so a
+review can see who talked to what. With `network.existing` the organisation's VPC, subnets and flow
+logs are used as given.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ipaddress import IPv4Network
 import pulumi
 import pulumi_aws as aws
 
+from mlflow_platform.iam import caller_identity, policy_document, service_assume_role_policy
 from toolkit.platform_config import NetworkConfig
 
 # Each tier gets a block of 8 subnet slots (room for the maximum of 6 AZs), each slot 1/32 of the VPC.
@@ -46,9 +49,18 @@ def zone_picker(index: int) -> Callable[[list[str]], str]:
 
 
 @dataclass(frozen=True)
+class FlowLogSettings:
+    log_group_name: str
+    retention_days: int
+    kms_key_arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class NetworkArgs:
     config: NetworkConfig
     region: str
+    # Flow logs of a new VPC (an existing VPC keeps whatever its owners configured).
+    flow_logs: FlowLogSettings | None = None
 
 
 class Network(pulumi.ComponentResource):
@@ -184,7 +196,51 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
+        if args.flow_logs is not None:
+            self._flow_logs(name, vpc, args.flow_logs)
+
         self.vpc_id = vpc.id
         self.public_subnet_ids = pulumi.Output.all(*[subnet.id for subnet in subnets["public"]])
         self.private_subnet_ids = pulumi.Output.all(*[subnet.id for subnet in subnets["private"]])
         self.isolated_subnet_ids = pulumi.Output.all(*[subnet.id for subnet in subnets["isolated"]])
+
+    def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, settings: FlowLogSettings) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=settings.log_group_name,
+            retention_in_days=settings.retention_days,
+            kms_key_id=settings.kms_key_arn,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            description="VPC flow logs: write to this VPC's flow log group only",
+            assume_role_policy=service_assume_role_policy(
+                "vpc-flow-logs.amazonaws.com", caller_identity(self).account_id
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=policy_document(
+                {
+                    "Sid": "WriteThisLogGroup",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                    "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":log-stream:*")],
+                }
+            ),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=600,
+            opts=child,
+        )

@@ -115,3 +115,7 @@ def generated_secret_values(deployment: Deployment) -> list[str]:
         assert len(value) >= 32
         values.append(value)
     return values
+
+
+def server_log_group(deployment: Deployment) -> Recorded:
+    return next(g for g in deployment.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-server-logs"))

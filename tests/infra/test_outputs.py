@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.infra.conftest import Deployment
-from tests.infra.helpers import arn
+from tests.infra.helpers import arn, server_log_group
 from toolkit.client_config import STACK_OUTPUT_NAME, ClientConfig, ssm_parameter_name
 
 
@@ -52,7 +52,7 @@ def test_operator_outputs_name_the_deployed_resources(deployment: Deployment) ->
     outputs = deployment.outputs
     assert outputs["ecs_cluster"] == deployment.one("aws:ecs/cluster:Cluster").state["name"]
     assert outputs["ecs_service"] == deployment.one("aws:ecs/service:Service").state["name"]
-    assert outputs["log_group"] == deployment.one("aws:cloudwatch/logGroup:LogGroup").inputs["name"]
+    assert outputs["log_group"] == server_log_group(deployment).inputs["name"]
     assert outputs["load_balancer_dns_name"] == deployment.one("aws:lb/loadBalancer:LoadBalancer").state["dnsName"]
     assert set(outputs) == {
         STACK_OUTPUT_NAME,

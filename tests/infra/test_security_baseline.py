@@ -27,6 +27,7 @@ from tests.infra.helpers import (
     policy_documents,
     resource_id,
     role_policy,
+    server_log_group,
     statements,
 )
 
@@ -93,8 +94,11 @@ def test_encryption_at_rest_secrets(deployment: Deployment) -> None:
 
 
 def test_encryption_at_rest_logs(deployment: Deployment) -> None:
-    log_group = deployment.one("aws:cloudwatch/logGroup:LogGroup")
-    assert log_group.inputs["kmsKeyId"] == _platform_key_arn(deployment)
+    log_groups = deployment.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert len(log_groups) == 2  # the server's and the VPC flow logs
+    for log_group in log_groups:
+        assert log_group.inputs["kmsKeyId"] == _platform_key_arn(deployment)
+        assert log_group.inputs["name"].startswith(f"/mlflow-platform/{deployment.stack}/")
     # The platform key lets CloudWatch Logs use it, for this stack's log groups only.
     key = next(k for k in deployment.of_type("aws:kms/key:Key") if k.name.endswith("-platform-key"))
     logs_statement = next(s for s in statements(json.loads(key.inputs["policy"])) if "Service" in s["Principal"])
@@ -257,8 +261,9 @@ def test_generated_secrets_travel_only_as_pulumi_secrets(deployment: Deployment)
 
 def test_no_policy_allows_wildcard_actions_on_everything(deployment: Deployment) -> None:
     documents = policy_documents(deployment)
-    # 2 role trust policies, 2 role policies, 2 key policies, 1 bucket policy: a new one must be seen here.
-    assert len(documents) == 7
+    # 3 role trust policies and 3 role policies (execution, task, flow logs), 2 key policies, 1 bucket
+    # policy: a new policy must be seen here.
+    assert len(documents) == 9
     for record, document in documents:
         assert document["Version"] == "2012-10-17"
         for statement in statements(document):
@@ -296,27 +301,46 @@ def test_least_privilege_execution_role(deployment: Deployment) -> None:
     assert set(by_sid["ReadTheseSecrets"]["Resource"]) == secret_arns
     assert by_sid["ReadTheseSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
     assert by_sid["DecryptTheseSecrets"]["Resource"] == [_platform_key_arn(deployment)]
-    log_group = deployment.one("aws:cloudwatch/logGroup:LogGroup")
+    log_group = server_log_group(deployment)
     assert by_sid["WriteThisLogGroup"]["Resource"] == f"{arn(log_group)}:log-stream:*"
     repository = deployment.one("aws:ecr/repository:Repository")
     assert by_sid["PullThisRepository"]["Resource"] == [arn(repository)]
     assert by_sid["RegistryLoginHasNoResourceScope"]["Action"] == ["ecr:GetAuthorizationToken"]
 
 
-def test_least_privilege_roles_have_no_managed_policies_and_trust_only_ecs_tasks(deployment: Deployment) -> None:
+def test_least_privilege_roles_have_no_managed_policies_and_trust_one_service(deployment: Deployment) -> None:
+    trusted = {}
     for role in deployment.of_type("aws:iam/role:Role"):
         assert not role.inputs.get("managedPolicyArns"), role.name
         [trust] = statements(json.loads(role.inputs["assumeRolePolicy"]))
-        assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+        assert trust["Action"] == "sts:AssumeRole"
         assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+        trusted[role.name] = trust["Principal"]
+    assert trusted == {
+        "mlflow-server-execution": {"Service": "ecs-tasks.amazonaws.com"},
+        "mlflow-server-task": {"Service": "ecs-tasks.amazonaws.com"},
+        "mlflow-network-flow-logs": {"Service": "vpc-flow-logs.amazonaws.com"},
+    }
+
+
+def test_least_privilege_flow_logs_role(deployment: Deployment) -> None:
+    document = role_policy(deployment, "-flow-logs")
+    log_group = next(g for g in deployment.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-flow-logs"))
+    [statement] = statements(document)
+    assert statement["Resource"] == [arn(log_group), f"{arn(log_group)}:log-stream:*"]
+    flow_log = deployment.one("aws:ec2/flowLog:FlowLog")
+    assert flow_log.inputs["logDestination"] == arn(log_group)
+    assert flow_log.inputs["trafficType"] == "ALL"
+    assert flow_log.inputs["vpcId"] == resource_id(deployment.one("aws:ec2/vpc:Vpc"))
 
 
 # --- logs, deletion protection ------------------------------------------------------------------------
 
 
 def test_log_retention(deployment: Deployment) -> None:
-    log_group = deployment.one("aws:cloudwatch/logGroup:LogGroup")
-    assert log_group.inputs["retentionInDays"] == deployment.config.server.log_retention_days
+    for group in deployment.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        assert group.inputs["retentionInDays"] == deployment.config.server.log_retention_days, group.name
+    log_group = server_log_group(deployment)
     [container] = container_definitions(deployment)
     options = container["logConfiguration"]["options"]
     assert container["logConfiguration"]["logDriver"] == "awslogs"
