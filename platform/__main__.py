@@ -7,5 +7,6 @@ from mlflow_platform.deployment import MlflowPlatform, MlflowPlatformArgs, expor
 from mlflow_platform.stack_config import load_platform_config
 
 config = load_platform_config()
-platform = MlflowPlatform("mlflow-platform", MlflowPlatformArgs(config=config))
+# The component's name (`name:` in the stack, "mlflow" by default) prefixes every resource name.
+platform = MlflowPlatform(config.name, MlflowPlatformArgs(config=config))
 export_stack_outputs(platform)

@@ -89,7 +89,8 @@ class MlflowPlatform(pulumi.ComponentResource):
             raise ConfigError(f"config of stack {pulumi.get_stack()!r}", problems)
         super().__init__("mlflow-platform:index:MlflowPlatform", name, None, opts)
         stack = pulumi.get_stack()
-        base = config.name
+        # Children are named after this component; the program names it after `config.name`.
+        base = name
 
         provider = aws.Provider(
             f"{base}-aws",

@@ -210,3 +210,11 @@ def test_https_listener_without_domain_uses_the_load_balancer_name() -> None:
     assert hosts.split(",") == [balancer.state["dnsName"], "mlflow.internal.example.org"]
     protocols = sorted(listener.inputs["protocol"] for listener in deployment.of_type("aws:lb/listener:Listener"))
     assert protocols == ["HTTP", "HTTPS"]
+
+
+def test_config_name_prefixes_every_resource_name() -> None:
+    values = {**_stack_values("dev"), f"{PROJECT}:name": "mlops"}
+    deployment = run_program(values, stack="renamed")
+    root = deployment.one("mlflow-platform:index:MlflowPlatform")
+    assert root.name == "mlops"
+    assert all(r.name.startswith("mlops-") for r in deployment.resources if r is not root)
