@@ -8,5 +8,5 @@ from mlflow_platform.stack_config import load_platform_config
 
 config = load_platform_config()
 # The component's name (`name:` in the stack, "mlflow" by default) prefixes every resource name.
-platform = MlflowPlatform(config.name, MlflowPlatformArgs(config=config))
-export_stack_outputs(platform)
+deployment = MlflowPlatform(config.name, MlflowPlatformArgs(config=config))
+export_stack_outputs(deployment)
