@@ -116,6 +116,8 @@ def mlflow_server_environment(
     # MLflow's job runner (GenAI scorers, a huey consumer per task) is not used by this platform;
     # an explicit value in the task definition still wins.
     environment.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    # A server in a private subnet does not report usage to MLflow's telemetry service.
+    environment.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     return environment
 
 
