@@ -14,7 +14,11 @@ artifacts computed from the 2-column `eval_df`, so they cost nothing per feature
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from toolkit.schema import ColumnSchema, check_schema
@@ -41,7 +45,7 @@ def residuals_plot(eval_df: Any, _builtin_metrics: dict[str, float], artifacts_d
     axes.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals on the test set")
     path = os.path.join(artifacts_dir, "residuals.png")
     figure.savefig(path)
-    return {"residuals_plot": path}
+    return {"residuals": path}
 
 
 def predicted_vs_actual_plot(eval_df: Any, _builtin_metrics: dict[str, float], artifacts_dir: str) -> dict[str, str]:
@@ -58,20 +62,44 @@ def predicted_vs_actual_plot(eval_df: Any, _builtin_metrics: dict[str, float], a
     axes.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual on the test set")
     path = os.path.join(artifacts_dir, "predicted_vs_actual.png")
     figure.savefig(path)
-    return {"predicted_vs_actual_plot": path}
+    return {"predicted_vs_actual": path}
+
+
+@contextmanager
+def _in_memory_pyfunc(model: Any) -> Iterator[Any]:
+    """The fitted model as a PyFuncModel, through a private temporary copy rather than a download.
+
+    `evaluate` needs a PyFuncModel of the sklearn flavor (that is how it finds `predict_proba` for ROC/PR).
+    Loading the logged model back costs one listing plus one presigned request per file (seconds with
+    basic auth) and the model's size in transfer; pickling our own in-memory object into our own temp
+    dir and reading it straight back is safe and takes milliseconds. The logged model is still the one
+    the metrics are linked to (`model_id`).
+    """
+    import mlflow
+
+    sklearn_logger = logging.getLogger("mlflow.sklearn")
+    previous_level = sklearn_logger.level
+    with tempfile.TemporaryDirectory(prefix="toolkit-eval-") as tmp:
+        sklearn_logger.setLevel(logging.ERROR)  # its "pickle is unsafe to load" warning is about others' files
+        try:
+            mlflow.sklearn.save_model(model, f"{tmp}/model", serialization_format="cloudpickle", pip_requirements=[])
+        finally:
+            sklearn_logger.setLevel(previous_level)
+        yield mlflow.pyfunc.load_model(f"{tmp}/model")
 
 
 def evaluate_on_run(
     *,
     run_id: str,
-    model_uri: str,
+    model: Any,
+    model_id: str | None,
     model_type: str,
     X_test: Any,
     y_test: Any,
     schema: ColumnSchema | None,
     nested: bool,
 ) -> dict[str, float]:
-    """Resume `run_id` and evaluate the logged model there; return the metrics.
+    """Resume `run_id` and evaluate the fitted `model` there, linked to the logged model `model_id`.
 
     The run is resumed explicitly (not left to `evaluate`'s "active run or a new one"), so the metrics land
     on this run even when a parent run is active.
@@ -80,22 +108,20 @@ def evaluate_on_run(
     import numpy as np
     import pandas as pd
 
-    model = mlflow.pyfunc.load_model(model_uri)
-    raw_model = model.get_raw_model() if hasattr(model, "get_raw_model") else None
     feature_names: list[str] | None = None
     if isinstance(X_test, pd.DataFrame):
         if schema is not None:
             X_test = check_schema(X_test, schema)
-        if hasattr(raw_model, "feature_names_in_"):
+        if hasattr(model, "feature_names_in_"):
             feature_names = [str(c) for c in X_test.columns]
         features = X_test.to_numpy()
     else:
         features = np.asarray(X_test)
     targets = np.asarray(y_test).reshape(-1)
     custom_artifacts = [residuals_plot, predicted_vs_actual_plot] if model_type == "regressor" else None
-    with mlflow.start_run(run_id=run_id, nested=nested):
+    with _in_memory_pyfunc(model) as pyfunc_model, mlflow.start_run(run_id=run_id, nested=nested):
         result = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
-            model,
+            pyfunc_model,
             features,
             targets=targets,
             model_type=model_type,
@@ -103,5 +129,6 @@ def evaluate_on_run(
             evaluators=["default"],
             evaluator_config={"default": EVALUATOR_CONFIG},
             custom_artifacts=custom_artifacts,
+            model_id=model_id,
         )
     return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float, np.number))}

@@ -309,10 +309,10 @@ class _TrackedCall:
                 from toolkit.evaluation import evaluate_on_run
 
                 assert self.run_id is not None
-                assert self.model_uri is not None
                 metrics = evaluate_on_run(
                     run_id=self.run_id,
-                    model_uri=self.model_uri,
+                    model=detected.model,
+                    model_id=self.model_id,
                     model_type=options.model_type,
                     X_test=X_test,
                     y_test=y_test,
