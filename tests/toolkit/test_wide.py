@@ -110,10 +110,13 @@ def test_big_schema_logs_nothing_that_grows_with_the_columns(tracking: Callable[
         assert "saved_input_example_info" not in mlmodel
         assert not any("input_example" in name for name in model_files)
 
-        dataset_bytes = sum(
-            len(d.dataset.schema or "") + len(d.dataset.profile or "")
-            for d in client.get_run(run.info.run_id).inputs.dataset_inputs
-        )
+        inputs = client.get_run(run.info.run_id).inputs
+        assert inputs is not None
+        dataset_bytes = 0
+        for dataset_input in inputs.dataset_inputs:
+            dataset_bytes += len(str(dataset_input.dataset.schema or "")) + len(
+                str(dataset_input.dataset.profile or "")
+            )
         params_and_tags = json.dumps([run.data.params, run.data.tags])
         measured[columns] = {
             "MLmodel": model_files["MLmodel"],
