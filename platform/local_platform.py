@@ -539,6 +539,7 @@ def _reap(pid: int) -> None:
 def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        _reap(pgid)  # an unreaped leader (our child) would keep the group "alive"
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
