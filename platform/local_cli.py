@@ -99,7 +99,7 @@ def bring_up(
         with _progress("starting the local platform") as report:
             started = platform.up(postgres=postgres, ports=ports, report=report)
     except LocalPlatformError as exc:
-        _fail(f"{exc} (then `mlflow-platform local down` to clean up)")
+        _fail(str(exc))
     return started
 
 

@@ -269,12 +269,18 @@ class LocalPlatform:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
-        self._start_moto(report)
-        if wanted_database == "postgresql":
-            self._start_postgres(report)
-        report("creating the bucket, the secrets and the SSM client config")
-        self._provision()
-        self.start_server(report)
+        try:
+            self._start_moto(report)
+            if wanted_database == "postgresql":
+                self._start_postgres(report)
+            report("creating the bucket, the secrets and the SSM client config")
+            self._provision()
+            self.start_server(report)
+        except BaseException:
+            if not before.running:
+                # Nothing ran before this call: leave nothing running (the logs stay in the data dir).
+                self.down()
+            raise
         report("writing the `local` profile")
         from toolkit.profiles import save_profile
 
