@@ -108,3 +108,21 @@ def test_rotated_admin_password_takes_effect_at_the_next_start(local_platform: L
 
     assert get(base, SEARCH_EXPERIMENTS, auth=(username, new_password)).status_code == 200
     assert get(base, SEARCH_EXPERIMENTS, auth=(username, old_password)).status_code == 401
+
+
+def test_secrets_stay_off_the_command_line_and_out_of_mlflows_environment(local_platform: LocalPlatformHandle) -> None:
+    """`ps` shows every user the command lines: the database password must not be there; and the raw
+    JSON secrets are dropped before `mlflow server` replaces the entrypoint."""
+    from mlflow_platform import server_env
+    from mlflow_platform.local_platform import DATABASE_SECRET_ID
+
+    pid = int((local_platform.data_dir / "run" / "server.pid").read_text())
+    database_password = json.loads(local_platform.platform.read_secret(DATABASE_SECRET_ID))["password"]
+    command_line = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    assert "mlflow\0server\0--app-name\0basic-auth" in command_line
+    assert database_password not in command_line
+    assert local_platform.admin_password not in command_line
+    names = {entry.split("=", 1)[0] for entry in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")}
+    assert server_env.DATABASE_SECRET not in names
+    assert server_env.ADMIN_SECRET not in names
+    assert "MLFLOW_AUTH_CONFIG_PATH" in names
