@@ -9,12 +9,16 @@ Each lookup costs at most two REST calls (one to find the model, one to read its
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigError
 from toolkit.session import current_session
+
+
+_LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)/?$")
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,13 @@ def _model_of_version(client: Any, model_version: Any) -> Any:
     (`runs:/...` resolved by the server into `storage_location`, or an `s3://`/`mlflow-artifacts:` URI)
     is then the answer.
     """
-    if getattr(model_version, "model_id", None):
-        return client.get_logged_model(model_version.model_id)
+    model_id = getattr(model_version, "model_id", None)
+    source = str(model_version.source or "")
+    if not model_id and (match := _LOGGED_MODEL_URI.match(source)):
+        # Versions registered from a LoggedModel carry `source = models:/m-...`; the server does not always
+        # fill `model_id` in the version it returns.
+        model_id = match.group(1)
+    if model_id:
+        return client.get_logged_model(model_id)
     location = getattr(model_version, "storage_location", None) or model_version.source
     return _Location(artifact_location=str(location), source_run_id=model_version.run_id)
