@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from toolkit.errors import ConfigError
 from toolkit.session import current_session
 
-
 _LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)/?$")
 
 
