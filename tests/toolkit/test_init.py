@@ -99,6 +99,6 @@ def test_big_schema_configures_autolog_without_per_column_records(tracking: Call
 
     tracking(big_schema=True)
     for key in ("log_model_signatures", "log_input_examples", "log_datasets"):
-        assert get_autologging_config("sklearn", key) is False, key
+        assert get_autologging_config("sklearn", key) is False, key  # type: ignore[no-untyped-call]
     tracking(big_schema=False)
-    assert get_autologging_config("sklearn", "log_datasets") is True
+    assert get_autologging_config("sklearn", "log_datasets") is True  # type: ignore[no-untyped-call]
