@@ -8,15 +8,29 @@ if TYPE_CHECKING:
     from toolkit.client_config import ClientConfig
 
 
+# The local platform's emulated AWS (moto on 127.0.0.1) accepts any key; a laptop needs no AWS account.
+LOCAL_EMULATOR_KEY = "local"
+
+
 class AwsAccessError(RuntimeError):
     """AWS could not be reached or refused us; the message says what to set or fix."""
 
 
 def aws_client(service: str, *, region: str, endpoint_url: str | None = None) -> Any:
-    """A boto3 client; boto3 is imported here, not at `import toolkit` time (it costs a few hundred ms)."""
+    """A boto3 client; boto3 is imported here, not at `import toolkit` time (it costs a few hundred ms).
+
+    An `endpoint_url` is only ever the local platform's emulator: the caller's AWS identity is not sent
+    there (it would be pointless, and a real key has no business leaving for a local process).
+    """
     import boto3
 
-    return boto3.session.Session(region_name=region).client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+    if endpoint_url is None:
+        session = boto3.session.Session(region_name=region)
+    else:
+        session = boto3.session.Session(
+            aws_access_key_id=LOCAL_EMULATOR_KEY, aws_secret_access_key=LOCAL_EMULATOR_KEY, region_name=region
+        )
+    return session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
 
 def client_for(service: str, config: ClientConfig) -> Any:
