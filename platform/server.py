@@ -79,8 +79,8 @@ def _die(message: str, *, status: int) -> NoReturn:
 
 
 def mlflow_server_command(settings: ServerSettings) -> list[str]:
-    """`mlflow server` with basic auth, proxied S3 artifacts and the Host allow-list."""
-    return [
+    """`mlflow server` with basic auth, proxied S3 artifacts, the Host allow-list and the UI's origins."""
+    command = [
         sys.executable,
         "-m",
         "mlflow",
@@ -98,6 +98,10 @@ def mlflow_server_command(settings: ServerSettings) -> list[str]:
         "--allowed-hosts",
         settings.mlflow_allowed_hosts(),
     ]
+    origins = settings.mlflow_cors_allowed_origins()
+    if origins:
+        command += ["--cors-allowed-origins", origins]
+    return command
 
 
 def mlflow_server_environment(

@@ -115,6 +115,23 @@ class ServerSettings(BaseModel):
         hosts += [*LOCALHOST_HOSTS, *PRIVATE_IP_HOST_PATTERNS]
         return ",".join(dict.fromkeys(hosts))
 
+    def mlflow_cors_allowed_origins(self) -> str | None:
+        """The value for `--cors-allowed-origins`: the UI served on a configured name is the same origin.
+
+        Without it MLflow's CORS guard (3.5+) answers 403 to every state-changing API call whose Origin
+        is not localhost, and browsers send an Origin with same-origin POSTs: the UI on the domain
+        could not even search runs (POST /ajax-api/2.0/mlflow/runs/search).
+        """
+        origins: list[str] = []
+        for name in self.allowed_hosts:
+            if "*" in name:
+                continue
+            for scheme in ("https", "http"):
+                origins.append(f"{scheme}://{name}")
+                if ":" not in name:
+                    origins.append(f"{scheme}://{name}:*")
+        return ",".join(origins) or None
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
         """Read and validate every setting; raise `SettingsError` listing all problems on one line."""

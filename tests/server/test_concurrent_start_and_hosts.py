@@ -151,3 +151,20 @@ def test_private_ip_and_port_as_the_health_check_sends_is_served(
     for host in ("10.0.3.17:5000", "172.31.7.9:5000", "192.168.1.20:5000"):
         assert get(base, "/health", host=host).status_code == 200
         assert get(base, SEARCH_EXPERIMENTS, auth=admin, host=host).status_code == 200
+
+
+def test_the_ui_on_the_domain_may_post_but_another_origin_may_not(
+    two_servers: list[Server], local_platform: LocalPlatformHandle
+) -> None:
+    """Browsers send an Origin with same-origin POSTs (the UI searches runs with one): MLflow's CORS
+    guard must accept the configured names and still refuse other sites."""
+    admin = (local_platform.admin_username, local_platform.admin_password)
+    url = two_servers[0].base + "/ajax-api/2.0/mlflow/runs/search"
+    body = {"experiment_ids": ["0"], "max_results": 1}
+    for origin, expected in (
+        (f"https://{DOMAIN}", 200),
+        (f"https://{LOAD_BALANCER}", 200),
+        ("https://attacker.example.com", 403),
+    ):
+        response = requests.post(url, json=body, auth=admin, headers={"Host": DOMAIN, "Origin": origin}, timeout=30)
+        assert response.status_code == expected, (origin, response.text)

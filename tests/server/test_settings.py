@@ -47,6 +47,9 @@ def test_good_settings() -> None:
     assert settings.allowed_hosts == ("mlflow.example.org", "my-alb-123.eu-west-1.elb.amazonaws.com")
     hosts = settings.mlflow_allowed_hosts().split(",")
     assert {"mlflow.example.org", "mlflow.example.org:*", "10.*", "localhost:*"} <= set(hosts)
+    origins = (settings.mlflow_cors_allowed_origins() or "").split(",")
+    assert {"https://mlflow.example.org", "http://mlflow.example.org", "https://mlflow.example.org:*"} <= set(origins)
+    assert ServerSettings.from_environ(_without(server_env.ALLOWED_HOSTS)).mlflow_cors_allowed_origins() is None
     assert DB_PASSWORD not in repr(settings)
     assert ADMIN_PASSWORD not in repr(settings)
 
