@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,6 +175,11 @@ class LocalPlatform:
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "mlflow.db"
+
+    @property
+    def auth_config_dir(self) -> Path:
+        """Where the server writes MLflow's auth ini (with the database password); removed by `down`."""
+        return self.run_dir / "auth"
 
     def _pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -417,6 +423,7 @@ class LocalPlatform:
                 server_env.WORKERS: str(settings.get("workers", 1)),
                 server_env.HOST: "127.0.0.1",
                 server_env.PORT: str(self.ports().server),
+                server_env.AUTH_CONFIG_DIR: str(self.auth_config_dir),
                 "AWS_ENDPOINT_URL": self.moto_endpoint,
                 "MLFLOW_S3_ENDPOINT_URL": self.moto_endpoint,
                 "AWS_ACCESS_KEY_ID": DUMMY_AWS_KEY,
@@ -465,6 +472,7 @@ class LocalPlatform:
         if self._stop("server", "mlflow"):
             stopped.append("server")
             report("stopped the tracking server")
+        shutil.rmtree(self.auth_config_dir, ignore_errors=True)
         cluster = self.postgres_cluster()
         if self.database() == "postgresql" and cluster.is_running():
             try:

@@ -62,7 +62,7 @@ def main() -> NoReturn:
         _die(f"invalid settings: {exc}", status=2)
     try:
         prepare_database(settings)
-        auth_config = write_auth_config(settings, Path(tempfile.mkdtemp(prefix="mlflow-platform-auth-")))
+        auth_config = write_auth_config(settings, _auth_config_dir(os.environ))
     except StartupError as exc:
         _die(str(exc), status=1)
     command = mlflow_server_command(settings)
@@ -125,6 +125,11 @@ def mlflow_server_environment(
     return environment
 
 
+def _auth_config_dir(environ: Mapping[str, str]) -> Path:
+    configured = environ.get(server_env.AUTH_CONFIG_DIR, "").strip()
+    return Path(configured) if configured else Path(tempfile.mkdtemp(prefix="mlflow-platform-auth-"))
+
+
 def write_auth_config(settings: ServerSettings, folder: Path) -> Path:
     """MLflow's basic-auth ini, readable by this user only (it holds the database password)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,9 +142,12 @@ def write_auth_config(settings: ServerSettings, folder: Path) -> Path:
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
     }
     path = folder / AUTH_CONFIG_NAME
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written aside and renamed: a uvicorn worker (re)starting meanwhile never reads half a file.
+    tmp = folder / f".{AUTH_CONFIG_NAME}.{os.getpid()}"
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         parser.write(handle)
+    tmp.replace(path)
     return path
 
 

@@ -20,5 +20,9 @@ ALLOWED_HOSTS = "MLFLOW_PLATFORM_ALLOWED_HOSTS"
 WORKERS = "MLFLOW_PLATFORM_WORKERS"
 HOST = "MLFLOW_PLATFORM_HOST"
 PORT = "MLFLOW_PLATFORM_PORT"
+# Optional: the directory where the entrypoint writes MLflow's basic-auth ini (it holds the database
+# URI, password included; mode 0600). Default: a new private temporary directory. The local platform
+# points it into its data directory so restarts reuse one file instead of leaving copies in /tmp.
+AUTH_CONFIG_DIR = "MLFLOW_PLATFORM_AUTH_CONFIG_DIR"
 
 SECRET_VARIABLES = (DATABASE_SECRET, ADMIN_SECRET, FLASK_SECRET_KEY)

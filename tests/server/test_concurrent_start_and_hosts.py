@@ -64,7 +64,11 @@ def two_servers(
                 processes.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "mlflow_platform.server"],
-                        env={**environment, server_env.PORT: str(port)},
+                        env={
+                            **environment,
+                            server_env.PORT: str(port),
+                            server_env.AUTH_CONFIG_DIR: str(logs / f"auth-{index}"),
+                        },
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,

@@ -122,7 +122,11 @@ def test_secrets_stay_off_the_command_line_and_out_of_mlflows_environment(local_
     assert "mlflow\0server\0--app-name\0basic-auth" in command_line
     assert database_password not in command_line
     assert local_platform.admin_password not in command_line
-    names = {entry.split("=", 1)[0] for entry in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")}
-    assert server_env.DATABASE_SECRET not in names
-    assert server_env.ADMIN_SECRET not in names
-    assert "MLFLOW_AUTH_CONFIG_PATH" in names
+    environment = dict(
+        entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in entry
+    )
+    assert server_env.DATABASE_SECRET not in environment
+    assert server_env.ADMIN_SECRET not in environment
+    auth_ini = Path(environment["MLFLOW_AUTH_CONFIG_PATH"])
+    assert auth_ini.parent == local_platform.platform.auth_config_dir
+    assert auth_ini.stat().st_mode & 0o777 == 0o600
