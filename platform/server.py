@@ -50,6 +50,10 @@ AUTH_CONFIG_NAME = "basic_auth.ini"
 _OVERRIDDEN_MLFLOW_VARIABLES = ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
 
 
+# libpq messages that no retry will cure (wrong password or user, missing database).
+_PERMANENT_CONNECT_ERRORS = ("password authentication failed", "does not exist", "no pg_hba.conf entry")
+
+
 class StartupError(RuntimeError):
     """Start-up failed for a reason the operator can act on; the message is one line."""
 
@@ -65,6 +69,11 @@ def main() -> NoReturn:
         auth_config = write_auth_config(settings, _auth_config_dir(os.environ))
     except StartupError as exc:
         _die(str(exc), status=1)
+    except Exception as exc:
+        # Unexpected (a failed migration, an unwritable directory): the traceback for the log, one line last.
+        _logger.exception("start-up failed")
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        _die(f"start-up failed: {type(exc).__name__}: {first_line}", status=1)
     command = mlflow_server_command(settings)
     environment = mlflow_server_environment(settings, auth_config, os.environ)
     _logger.info("starting %s", " ".join(command))
@@ -241,8 +250,12 @@ def _connect_with_retry(engine: Any) -> Any:
         try:
             return engine.connect()
         except sqlalchemy.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            if any(permanent in str(exc.orig) for permanent in _PERMANENT_CONNECT_ERRORS):
+                raise StartupError(
+                    f"the database at {engine.url.host}:{engine.url.port} refused us: {reason}"
+                ) from None
             if time.monotonic() > deadline:
-                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
                 raise StartupError(
                     f"cannot connect to the database at {engine.url.host}:{engine.url.port} "
                     f"after {DATABASE_CONNECT_TIMEOUT_SECONDS:.0f} s: {reason}"

@@ -130,3 +130,28 @@ def test_secrets_stay_off_the_command_line_and_out_of_mlflows_environment(local_
     auth_ini = Path(environment["MLFLOW_AUTH_CONFIG_PATH"])
     assert auth_ini.parent == local_platform.platform.auth_config_dir
     assert auth_ini.stat().st_mode & 0o777 == 0o600
+
+
+def test_wrong_database_password_fails_fast_with_one_line(local_platform: LocalPlatformHandle) -> None:
+    import subprocess
+    import sys
+
+    from mlflow_platform import server_env
+    from mlflow_platform.local_platform import DATABASE_SECRET_ID
+
+    wrong = "not-the-database-password-" + secrets.token_hex(4)
+    database = {**json.loads(local_platform.platform.read_secret(DATABASE_SECRET_ID)), "password": wrong}
+    environment = {**local_platform.platform.server_environment(), server_env.DATABASE_SECRET: json.dumps(database)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow_platform.server"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mlflow-platform server: the database at 127.0.0.1:")
+    assert "password authentication failed" in last
+    assert wrong not in result.stderr + result.stdout
