@@ -65,6 +65,44 @@ def predicted_vs_actual_plot(eval_df: Any, _builtin_metrics: dict[str, float], a
     return {"predicted_vs_actual": path}
 
 
+class ArrayInputRegressor:
+    """The fitted model behind `evaluate`, fed NumPy instead of the DataFrame MLflow builds from
+    `feature_names`: scikit-learn validates a DataFrame column by column in Python (6 s per call at
+    500,000 columns, and `evaluate` predicts more than once), an array in one step. `evaluate_on_run`
+    checked the test columns against the training schema first, so positions are names."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict(self, X: Any) -> Any:
+        from toolkit.tracking import predict_array
+
+        return predict_array(self.model, X)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """MLflow logs the estimator's own `score` too."""
+        import warnings
+
+        from toolkit.tracking import as_array
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+            return self.model.score(as_array(X), y, sample_weight=sample_weight)
+
+
+class ArrayInputClassifier(ArrayInputRegressor):
+    """As `ArrayInputRegressor`, with `predict_proba` (MLflow draws ROC/PR from it) and `classes_`."""
+
+    @property
+    def classes_(self) -> Any:
+        return self.model.classes_
+
+    def predict_proba(self, X: Any) -> Any:
+        from toolkit.tracking import predict_array
+
+        return predict_array(self.model, X, "predict_proba")
+
+
 @contextmanager
 def _in_memory_pyfunc(model: Any) -> Iterator[Any]:
     """The fitted model as a PyFuncModel, through a private temporary copy rather than a download.
@@ -119,7 +157,8 @@ def evaluate_on_run(
         features = np.asarray(X_test)
     targets = np.asarray(y_test).reshape(-1)
     custom_artifacts = [residuals_plot, predicted_vs_actual_plot] if model_type == "regressor" else None
-    with _in_memory_pyfunc(model) as pyfunc_model, mlflow.start_run(run_id=run_id, nested=nested):
+    wrapped = ArrayInputClassifier(model) if hasattr(model, "predict_proba") else ArrayInputRegressor(model)
+    with _in_memory_pyfunc(wrapped) as pyfunc_model, mlflow.start_run(run_id=run_id, nested=nested):
         result = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
             pyfunc_model,
             features,

@@ -180,28 +180,51 @@ def _n_columns(data: Any) -> int:
 
 
 @contextmanager
-def _autolog_paused_for_models(big_schema: bool) -> Iterator[None]:
-    """While the function runs, keep sklearn autologging's params and metrics but not its model (we log
-    the one model), and in big-schema mode nothing per column. Restores the previous settings after.
-    Reconfiguring autolog after its first call takes about 30 ms."""
+def _autolog_for_the_call(big_schema: bool) -> Iterator[bool]:
+    """Adjust sklearn autologging while the decorated function runs; yields whether autolog still logs.
+
+    - Ordinary widths: autolog keeps logging params and training metrics, but not its own model (we log
+      the one model the run holds).
+    - Big schema: autolog is paused entirely. Its training-metrics step wraps the training frame in an
+      MLflow PandasDataset whatever `log_datasets` says, and that dataset's digest hashes every column
+      (64 s at 100 x 500,000); its metric calls also predict on the DataFrame, which scikit-learn
+      validates column by column (6 s per call at 500,000). The toolkit logs params and training
+      metrics itself instead, on a NumPy view.
+    Previous settings are restored afterwards (reconfiguring autolog after its first call takes ~30 ms).
+    """
     import mlflow
     from mlflow.utils.autologging_utils import autologging_is_disabled, get_autologging_config
 
     if autologging_is_disabled("sklearn"):  # type: ignore[no-untyped-call]
-        yield
+        yield False
         return
     previous = {
         name: get_autologging_config("sklearn", name, parameter.default)  # type: ignore[no-untyped-call]
         for name, parameter in inspect.signature(mlflow.sklearn.autolog).parameters.items()
     }
-    paused = dict(previous, log_models=False)
-    if big_schema:
-        paused.update(log_input_examples=False, log_model_signatures=False, log_datasets=False)
-    mlflow.sklearn.autolog(**paused)
+    mlflow.sklearn.autolog(**dict(previous, disable=True) if big_schema else dict(previous, log_models=False))
     try:
-        yield
+        yield not big_schema
     finally:
         mlflow.sklearn.autolog(**previous)
+
+
+def as_array(X: Any) -> Any:
+    """A NumPy view of a frame for scikit-learn: its DataFrame validation loops over columns in Python
+    (6 s per call at 500,000 columns), an array's does not. Callers guarantee training column order."""
+    import numpy as np
+
+    return X.to_numpy() if hasattr(X, "to_numpy") else np.asarray(X)
+
+
+def predict_array(model: Any, X: Any, method: str = "predict") -> Any:
+    """`model.<method>` on `as_array(X)`, without scikit-learn's warning that the array has no column
+    names (the order was checked against the training columns)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+        return getattr(model, method)(as_array(X))
 
 
 def default_pip_requirements(serialization_format: str) -> list[str]:
@@ -250,13 +273,31 @@ def placeholder_signature(model: Any, X_train: Any) -> Any:
     from mlflow.models.signature import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    first_row = X_train.iloc[:1] if hasattr(X_train, "iloc") else np.asarray(X_train)[:1]
-    prediction = np.asarray(model.predict(first_row))
+    prediction = np.asarray(predict_array(model, X_train[:1]))
     if prediction.ndim > 1 and prediction.shape[1] > 1:
         outputs = Schema([TensorSpec(prediction.dtype, (-1, int(prediction.shape[1])))])
     else:
         outputs = Schema([ColSpec(_colspec_type(prediction.dtype))])
     return ModelSignature(inputs=None, outputs=outputs)
+
+
+def training_metrics(model: Any, X_train: Any, y_train: Any, model_type: ModelType) -> dict[str, float]:
+    """What sklearn autologging records as `training_*`, from one prediction on a NumPy view."""
+    import numpy as np
+    from sklearn import metrics
+
+    y_true = np.asarray(y_train).reshape(-1)
+    y_pred = np.asarray(predict_array(model, X_train))
+    if model_type == "regressor":
+        return {
+            "training_r2_score": float(metrics.r2_score(y_true, y_pred)),
+            "training_root_mean_squared_error": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred))),
+            "training_mean_absolute_error": float(metrics.mean_absolute_error(y_true, y_pred)),
+        }
+    return {
+        "training_accuracy_score": float(metrics.accuracy_score(y_true, y_pred)),
+        "training_f1_score": float(metrics.f1_score(y_true, y_pred, average="weighted")),
+    }
 
 
 def _simple_params(params: dict[str, Any]) -> dict[str, str]:
@@ -287,6 +328,7 @@ class _TrackedCall:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         X_train = _argument(bound, options.train_set[0], 0)
+        y_train = _argument(bound, options.train_set[1], 1)
         X_test = _argument(bound, options.test_set[0], 2)
         y_test = _argument(bound, options.test_set[1], 3)
         if options.evaluate and (X_test is None or y_test is None):
@@ -306,7 +348,7 @@ class _TrackedCall:
             failure = ("starting the run", exc)
 
         try:
-            with _autolog_paused_for_models(big_schema):
+            with _autolog_for_the_call(big_schema) as autolog_logs:
                 result = self.function(*args, **kwargs)
         except BaseException:
             self._end_run_quietly("FAILED")
@@ -322,7 +364,7 @@ class _TrackedCall:
         metrics: dict[str, float] = {}
         if failure is None:
             try:
-                self._log(detected, X_train, schema, big_schema)
+                self._log(detected, X_train, y_train, schema, big_schema, autolog_logs)
                 mlflow.end_run()
             except Exception as exc:
                 failure = ("logging the model", exc)
@@ -386,7 +428,15 @@ class _TrackedCall:
             kwargs["skops_trusted_types"] = sklearn_types_skops_refuses(model)
         return kwargs
 
-    def _log(self, detected: DetectedModel, X_train: Any, schema: ColumnSchema | None, big_schema: bool) -> None:
+    def _log(
+        self,
+        detected: DetectedModel,
+        X_train: Any,
+        y_train: Any,
+        schema: ColumnSchema | None,
+        big_schema: bool,
+        autolog_logged: bool,
+    ) -> None:
         import mlflow
 
         options = self.options
@@ -400,10 +450,10 @@ class _TrackedCall:
         )
         if detected.search is not None:
             self._log_search(detected.search)
-        from mlflow.utils.autologging_utils import autologging_is_disabled
-
-        if autologging_is_disabled("sklearn"):  # type: ignore[no-untyped-call]
+        if not autolog_logged:
             mlflow.log_params(_simple_params(detected.model.get_params(deep=True)))
+            if X_train is not None and y_train is not None:
+                mlflow.log_metrics(training_metrics(detected.model, X_train, y_train, options.model_type))
 
         signature = None
         input_example = None
