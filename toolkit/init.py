@@ -123,9 +123,8 @@ def mlflow_init(
             None if credentials.source.startswith("env ") else (credentials.username, credentials.password)
         )
         credentials_source = credentials.source
-        if config.aws_endpoint_url and not os.environ.get(S3_ENDPOINT_ENV):
-            # The local platform's S3 is emulated; MLflow's S3 artifact repository reads this variable.
-            os.environ[S3_ENDPOINT_ENV] = config.aws_endpoint_url
+        if config.aws_endpoint_url:
+            _point_mlflow_s3_at_emulator(config.aws_endpoint_url)
     else:
         credentials_source = f"env {USERNAME_ENV}/{PASSWORD_ENV}"
 
@@ -151,6 +150,22 @@ def mlflow_init(
     set_current_session(session)
     _logger.info("MLflow tracking %s, experiment %r, credentials from %s", tracking_uri, name, credentials_source)
     return session
+
+
+def _point_mlflow_s3_at_emulator(endpoint_url: str) -> None:
+    """The local platform's S3 is moto on 127.0.0.1. MLflow's S3 artifact repository (direct `s3://`
+    reads, e.g. of a path from `get_model_s3_path`) takes its endpoint from `MLFLOW_S3_ENDPOINT_URL` and
+    its key from boto3's usual chain; a laptop without any AWS key gets the emulator's dummy key, while
+    a key the caller already has is left alone (moto accepts any)."""
+    import boto3
+
+    from toolkit.aws import LOCAL_EMULATOR_KEY
+
+    if not os.environ.get(S3_ENDPOINT_ENV):
+        os.environ[S3_ENDPOINT_ENV] = endpoint_url
+    if boto3.session.Session().get_credentials() is None:
+        os.environ["AWS_ACCESS_KEY_ID"] = LOCAL_EMULATOR_KEY
+        os.environ["AWS_SECRET_ACCESS_KEY"] = LOCAL_EMULATOR_KEY
 
 
 def _set_experiment(mlflow: Any, name: str, tracking_uri: str, credentials_source: str) -> Any:

@@ -102,3 +102,20 @@ def test_big_schema_configures_autolog_without_per_column_records(tracking: Call
         assert get_autologging_config("sklearn", key) is False, key  # type: ignore[no-untyped-call]
     tracking(big_schema=False)
     assert get_autologging_config("sklearn", "log_datasets") is True  # type: ignore[no-untyped-call]
+
+
+def test_local_platform_s3_reads_work_without_any_aws_key(
+    tracking: Callable[..., Any], local_platform: LocalPlatformHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import os
+
+    from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    tracking()
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "local"
+    S3ArtifactRepository(f"s3://{local_platform.bucket}").list_artifacts()  # type: ignore[no-untyped-call]
