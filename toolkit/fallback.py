@@ -70,5 +70,5 @@ def warn_tracking_failed(*, doing: str, exc: BaseException, model_path: Path | N
         f"MLflow tracking failed while {doing}{run}: {type(exc).__name__}: {exc}. The trained model is "
         f"returned as usual and {where}.",
         TrackingFailedWarning,
-        stacklevel=4,
+        stacklevel=5,  # the caller of the decorated function
     )

@@ -1,11 +1,17 @@
 """`mlflow_track_regressor` / `mlflow_track_classifier`: decorators that track a `train(...)` function.
 
 One decorated call = one MLflow run (nested under the active run, if any) holding exactly one logged model:
-the fitted estimator, a search's `best_estimator_`, or a Pipeline. Autologging, when on, still records
-parameters and training metrics, but its own model logging is paused for the call, so the run never
-holds two models and the logged one is always configured here: explicit pip requirements (requirement
-inference costs 13 s at 500,000 columns), and in big-schema mode a tiny outputs-only signature plus the
-compressed column schema instead of MLflow's per-column signature.
+the fitted estimator, a search's `best_estimator_`, or a Pipeline. At ordinary widths autologging, when
+on, still records parameters and training metrics, but not its own model, so the run never holds two
+models; in big-schema mode autologging is paused for the call and the toolkit records params and training
+metrics itself (see `_autolog_for_the_call` for why). The model is always logged here: explicit pip
+requirements (requirement inference costs 13 s at 500,000 columns), and in big-schema mode a tiny
+outputs-only signature plus the compressed column schema instead of MLflow's per-column signature.
+
+Measured at 100 x 500,000 float32, Ridge, 2 cores, local basic-auth server: tracked fit 12.4 s against a
+bare fit of 7.9-10.4 s (most of the rest is ~40 REST round trips of ~0.2 s, the server's per-request
+password hashing), 19.1 s with `evaluate=True`; peak RSS 852 / 957 MB against 771 MB bare; MLmodel 1,035 B;
+column schema 1.16 MB; model pickle 8.5 MB.
 
 Failure policy: the function's own exceptions propagate unchanged (the run is marked FAILED); a return
 value that is not a fitted model raises before anything is logged; any tracking failure after a good fit
