@@ -92,6 +92,9 @@ def mlflow_init(
     `stack`: which stack's profile/SSM parameter to use (default: the active profile).
     `config`: a ready `ClientConfig` (skips resolution; the local platform's fixtures use it).
     `big_schema`: for very wide data; see `big_schema_autolog_settings`. The tracking decorators inherit it.
+    Fits outside the decorators are still autologged by MLflow itself, which at 500,000 columns costs
+    about a minute more whatever the settings (its training-metrics dataset digest hashes every column,
+    and it infers pip requirements); the decorators avoid both.
     Returns the session (no secrets in it); the decorators and `get_model_s3_path` read it.
     """
     import mlflow

@@ -32,7 +32,7 @@ def test_lookup_by_model_id_registered_version_and_alias(tracking: Callable[...,
     import mlflow
     from sklearn.linear_model import Ridge
 
-    from toolkit import get_model_s3_path, last_tracked_run, mlflow_track_regressor
+    from toolkit import get_model_s3_path, last_tracked_run, load_model_schema, mlflow_track_regressor
 
     session = tracking(big_schema=True, autolog=False)
     X_train, y_train, X_test, y_test = regression(rows=30, columns=10, test_rows=5)
@@ -67,6 +67,9 @@ def test_lookup_by_model_id_registered_version_and_alias(tracking: Callable[...,
     for requests_made in (by_run, by_id, by_version, by_alias):
         assert 1 <= len(requests_made) <= 2, requests_made
     assert len(mlflow.pyfunc.load_model(path).predict(X_test)) == len(X_test)
+    schema = load_model_schema(model_id=tracked.model_id)
+    assert schema == load_model_schema(model_uri=path)
+    assert schema.names == tuple(X_train.columns)
 
     with pytest.raises(ValueError, match="exactly one of version or alias"):
         get_model_s3_path(model_name="toolkit-test-clock")
