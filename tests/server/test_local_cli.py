@@ -48,7 +48,10 @@ def test_demo_then_down_and_up_keeps_runs_users_and_artifacts(tmp_path: Path) ->
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert f"The local platform is up: http://127.0.0.1:{port}" in demo.stdout
-        assert "arrives with the toolkit issue" in demo.stdout
+        # The whole path a notebook and a scoring pipeline take: tracked fit, evaluation, S3 path, scoring.
+        assert "r2_score" in demo.stdout
+        assert "Model S3 path (get_model_s3_path): s3://mlflow-platform-local-artifacts/" in demo.stdout
+        assert "Scored 4 held-out samples from s3://mlflow-platform-local-artifacts/" in demo.stdout
         profile = json.loads((config_dir / "profiles" / "local.json").read_text())
         assert profile["tracking_uri"] == f"http://127.0.0.1:{port}"
         assert profile["aws_endpoint_url"] == f"http://127.0.0.1:{moto_port}"
