@@ -149,6 +149,7 @@ def write_auth_config(settings: ServerSettings, folder: Path) -> Path:
         "database_uri": _escape_interpolation(settings.database_uri.get_secret_value()),
         "admin_username": settings.admin.username,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": str(settings.auth_cache_seconds),
     }
     path = folder / AUTH_CONFIG_NAME
     # Written aside and renamed: a uvicorn worker (re)starting meanwhile never reads half a file.

@@ -18,6 +18,8 @@ ARTIFACTS_DESTINATION = "MLFLOW_PLATFORM_ARTIFACTS_DESTINATION"
 # Comma-separated Host header values the server accepts besides its own address (load balancer, domain).
 ALLOWED_HOSTS = "MLFLOW_PLATFORM_ALLOWED_HOSTS"
 WORKERS = "MLFLOW_PLATFORM_WORKERS"
+# Seconds a verified password stays cached per server process (MLflow's `auth_cache_ttl_seconds`); 0 = off.
+AUTH_CACHE_SECONDS = "MLFLOW_PLATFORM_AUTH_CACHE_SECONDS"
 HOST = "MLFLOW_PLATFORM_HOST"
 PORT = "MLFLOW_PLATFORM_PORT"
 # Optional: the directory where the entrypoint writes MLflow's basic-auth ini (it holds the database

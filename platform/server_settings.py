@@ -20,6 +20,11 @@ from mlflow_platform import server_env
 # MLflow refuses admin passwords shorter than this (mlflow.utils.validation._validate_password).
 MIN_ADMIN_PASSWORD_LENGTH = 12
 DEFAULT_WORKERS = 2
+# MLflow's basic auth verifies the password (PBKDF2, deliberately slow: ~0.1-0.2 s of CPU here) on every
+# request; a tracked fit makes dozens. A verified password is cached, HMAC-keyed, for this long in each
+# server process. The price: a password changed or a user deleted through the API on one worker is
+# still accepted by the other workers and tasks for up to this long (a restart clears every cache).
+DEFAULT_AUTH_CACHE_SECONDS = 30
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - inside the task's private subnet, behind the load balancer
 DEFAULT_PORT = 5000
 # The image installs psycopg2 (the `server` extra); SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3.
@@ -95,6 +100,7 @@ class ServerSettings(BaseModel):
     artifacts_destination: str
     allowed_hosts: tuple[str, ...] = ()
     workers: Annotated[int, Field(ge=1, le=64)] = DEFAULT_WORKERS
+    auth_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = DEFAULT_AUTH_CACHE_SECONDS
     host: Annotated[str, Field(min_length=1)] = DEFAULT_HOST
     port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PORT
 
@@ -196,6 +202,7 @@ class ServerSettings(BaseModel):
 
         for variable, key, low, high in (
             (server_env.WORKERS, "workers", 1, 64),
+            (server_env.AUTH_CACHE_SECONDS, "auth_cache_seconds", 0, 3600),
             (server_env.PORT, "port", 1, 65535),
         ):
             raw = environ.get(variable, "").strip()

@@ -75,6 +75,7 @@ def test_good_settings() -> None:
         ({**GOOD, server_env.DATABASE_URI: "sqlite:////tmp/x.db"}, server_env.DATABASE_URI),
         ({**GOOD, server_env.WORKERS: "many"}, server_env.WORKERS),
         ({**GOOD, server_env.PORT: "70000"}, server_env.PORT),
+        ({**GOOD, server_env.AUTH_CACHE_SECONDS: "-1"}, server_env.AUTH_CACHE_SECONDS),
         ({**GOOD, server_env.ALLOWED_HOSTS: "https://mlflow.example.org/"}, server_env.ALLOWED_HOSTS),
     ],
 )
@@ -109,6 +110,19 @@ def test_auth_config_points_at_the_same_database_and_is_private(tmp_path: os.Pat
     assert parser["mlflow"]["admin_username"] == "admin"
     assert "admin_password" not in parser["mlflow"]
     assert _escape_interpolation("a%b") == "a%%b"
+
+
+def test_password_cache_is_what_mlflow_reads(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's own config reader sees the cache lifetime we set (default 30 s, 0 switches it off)."""
+    from pathlib import Path
+
+    from mlflow.server.auth.config import read_auth_config
+
+    for value, expected in ((None, 30), ("0", 0), ("120", 120)):
+        environ = GOOD if value is None else {**GOOD, server_env.AUTH_CACHE_SECONDS: value}
+        path = write_auth_config(ServerSettings.from_environ(environ), Path(tmp_path) / f"auth-{value}")
+        monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
+        assert read_auth_config().auth_cache_ttl_seconds == expected
 
 
 @pytest.mark.parametrize("broken", [server_env.ADMIN_SECRET, server_env.ARTIFACTS_DESTINATION])
