@@ -177,11 +177,13 @@ def print_table(rows: list[Row], args: argparse.Namespace, imports: dict[str, fl
     from rich.table import Table
 
     bare = next(r for r in rows if r.variant == "bare")
+    tracked = next((r for r in rows if r.variant == "tracked"), None)
     table = Table(title=f"{args.samples} x {args.features:,} float32, {args.estimator}")
     for column in (
         "variant",
         "wall s",
         "overhead / bare fit",
+        "evaluate adds / bare fit",
         "peak RSS MB",
         "RSS / bare",
         "MLmodel B",
@@ -192,11 +194,15 @@ def print_table(rows: list[Row], args: argparse.Namespace, imports: dict[str, fl
         table.add_column(column, justify="right")
     for row in rows:
         overhead = None if row is bare else (row.seconds - bare.seconds) / bare.seconds
+        evaluate_adds = None
+        if row.variant == "tracked_evaluate" and tracked is not None:
+            evaluate_adds = (row.seconds - tracked.seconds) / bare.seconds
         path = "-" if row.s3_path_seconds is None else f"{row.s3_path_seconds:.3f} s, {row.s3_path_requests} req"
         table.add_row(
             row.variant,
             _fmt(row.seconds),
             _fmt(overhead, "x"),
+            _fmt(evaluate_adds, "x"),
             _fmt(row.peak_rss_mb),
             _fmt(row.peak_rss_mb / bare.peak_rss_mb, "x"),
             _fmt(row.mlmodel_bytes),

@@ -2,10 +2,10 @@
 
 What stock `evaluate` does per column, and what we do instead:
 - A DataFrame is turned into an MLflow `PandasDataset`, whose schema (one JSON object per column) is
-  inferred and logged as a dataset record: tens of MB and tens of seconds at 500,000 columns. We pass a
-  NumPy array plus the training column names (`feature_names`): the dataset record then holds one tensor
-  spec (`float32`, shape `[-1, 500000]`), a few hundred bytes, and the model still sees a DataFrame with its
-  training columns (scikit-learn checks the names).
+  inferred and logged as a dataset record: tens of MB and tens of seconds at 500,000 columns; and the
+  evaluator rebuilds a renamed DataFrame of the features several times. We evaluate on two columns, the
+  test row numbers and the target, and the model looks the rows up (`RowIndexedRegressor`): the dataset
+  record and every step of the evaluator are then the same size at any width.
 - SHAP explainability (on by default when `shap` is installed) explains every feature: off
   (`log_model_explainability: False`); it is meaningless at this width anyway.
 Regressors get two diagnostic plots MLflow does not draw (residuals; predicted vs actual) as custom
@@ -65,33 +65,50 @@ def predicted_vs_actual_plot(eval_df: Any, _builtin_metrics: dict[str, float], a
     return {"predicted_vs_actual": path}
 
 
-class ArrayInputRegressor:
-    """The fitted model behind `evaluate`, fed NumPy instead of the DataFrame MLflow builds from
-    `feature_names`: scikit-learn validates a DataFrame column by column in Python (6 s per call at
-    500,000 columns, and `evaluate` predicts more than once), an array in one step. `evaluate_on_run`
-    checked the test columns against the training schema first, so positions are names."""
+TEST_ROW_COLUMN = "test_row"
+TARGET_COLUMN = "target"
+
+
+class RowIndexedRegressor:
+    """The fitted model behind `evaluate`, fed row numbers of the test matrix instead of its columns.
+
+    MLflow's evaluator rebuilds and renames a DataFrame of the evaluation features each time it needs
+    them (five times per evaluation, about 0.3 s each at 500,000 columns) and records it as a dataset.
+    A single column of row numbers makes each of those steps independent of the width; the model looks
+    the rows up in the test matrix (checked against the training schema first, so positions are names)
+    and predicts on a NumPy array, skipping scikit-learn's per-column DataFrame validation (6 s a call).
+    The matrix is attached after the model round-trips through MLflow's loader, never pickled.
+    """
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self.features: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model": self.model, "features": None}
+
+    def rows(self, X: Any) -> Any:
+        import numpy as np
+
+        numbers = X[TEST_ROW_COLUMN] if hasattr(X, "columns") else X
+        return self.features[np.asarray(numbers, dtype=np.intp).reshape(-1)]
 
     def predict(self, X: Any) -> Any:
         from toolkit.tracking import predict_array
 
-        return predict_array(self.model, X)
+        return predict_array(self.model, self.rows(X))
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         """MLflow logs the estimator's own `score` too."""
         import warnings
 
-        from toolkit.tracking import as_array
-
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-            return self.model.score(as_array(X), y, sample_weight=sample_weight)
+            return self.model.score(self.rows(X), y, sample_weight=sample_weight)
 
 
-class ArrayInputClassifier(ArrayInputRegressor):
-    """As `ArrayInputRegressor`, with `predict_proba` (MLflow draws ROC/PR from it) and `classes_`."""
+class RowIndexedClassifier(RowIndexedRegressor):
+    """As `RowIndexedRegressor`, with `predict_proba` (MLflow draws ROC/PR from it) and `classes_`."""
 
     @property
     def classes_(self) -> Any:
@@ -100,11 +117,11 @@ class ArrayInputClassifier(ArrayInputRegressor):
     def predict_proba(self, X: Any) -> Any:
         from toolkit.tracking import predict_array
 
-        return predict_array(self.model, X, "predict_proba")
+        return predict_array(self.model, self.rows(X), "predict_proba")
 
 
 @contextmanager
-def _in_memory_pyfunc(model: Any) -> Iterator[Any]:
+def _in_memory_pyfunc(model: RowIndexedRegressor, features: Any) -> Iterator[Any]:
     """The fitted model as a PyFuncModel, through a private temporary copy rather than a download.
 
     `evaluate` needs a PyFuncModel of the sklearn flavor (that is how it finds `predict_proba` for ROC/PR).
@@ -123,7 +140,9 @@ def _in_memory_pyfunc(model: Any) -> Iterator[Any]:
             mlflow.sklearn.save_model(model, f"{tmp}/model", serialization_format="cloudpickle", pip_requirements=[])
         finally:
             sklearn_logger.setLevel(previous_level)
-        yield mlflow.pyfunc.load_model(f"{tmp}/model")
+        pyfunc_model = mlflow.pyfunc.load_model(f"{tmp}/model")
+        pyfunc_model.get_raw_model().features = features
+        yield pyfunc_model
 
 
 def evaluate_on_run(
@@ -146,25 +165,21 @@ def evaluate_on_run(
     import numpy as np
     import pandas as pd
 
-    feature_names: list[str] | None = None
-    if isinstance(X_test, pd.DataFrame):
-        if schema is not None:
-            X_test = check_schema(X_test, schema)
-        if hasattr(model, "feature_names_in_"):
-            feature_names = [str(c) for c in X_test.columns]
-        features = X_test.to_numpy()
-    else:
-        features = np.asarray(X_test)
+    if isinstance(X_test, pd.DataFrame) and schema is not None:
+        X_test = check_schema(X_test, schema)
+    features = X_test.to_numpy() if isinstance(X_test, pd.DataFrame) else np.asarray(X_test)
     targets = np.asarray(y_test).reshape(-1)
+    if len(targets) != len(features):
+        raise ValueError(f"the test set has {len(features)} rows of features but {len(targets)} targets")
+    data = pd.DataFrame({TEST_ROW_COLUMN: np.arange(len(features)), TARGET_COLUMN: targets})
     custom_artifacts = [residuals_plot, predicted_vs_actual_plot] if model_type == "regressor" else None
-    wrapped = ArrayInputClassifier(model) if hasattr(model, "predict_proba") else ArrayInputRegressor(model)
-    with _in_memory_pyfunc(wrapped) as pyfunc_model, mlflow.start_run(run_id=run_id, nested=nested):
+    wrapped = RowIndexedClassifier(model) if hasattr(model, "predict_proba") else RowIndexedRegressor(model)
+    with _in_memory_pyfunc(wrapped, features) as pyfunc_model, mlflow.start_run(run_id=run_id, nested=nested):
         result = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
             pyfunc_model,
-            features,
-            targets=targets,
+            data,
+            targets=TARGET_COLUMN,
             model_type=model_type,
-            feature_names=feature_names,
             evaluators=["default"],
             evaluator_config={"default": EVALUATOR_CONFIG},
             custom_artifacts=custom_artifacts,
