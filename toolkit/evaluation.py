@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -174,7 +175,14 @@ def evaluate_on_run(
     data = pd.DataFrame({TEST_ROW_COLUMN: np.arange(len(features)), TARGET_COLUMN: targets})
     custom_artifacts = [residuals_plot, predicted_vs_actual_plot] if model_type == "regressor" else None
     wrapped = RowIndexedClassifier(model) if hasattr(model, "predict_proba") else RowIndexedRegressor(model)
-    with _in_memory_pyfunc(wrapped, features) as pyfunc_model, mlflow.start_run(run_id=run_id, nested=nested):
+    with (
+        _in_memory_pyfunc(wrapped, features) as pyfunc_model,
+        mlflow.start_run(run_id=run_id, nested=nested),
+        warnings.catch_warnings(),
+    ):
+        # The row numbers are integers by nature; MLflow's hint about integer columns and missing values
+        # is meant for feature columns.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
         result = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
             pyfunc_model,
             data,
