@@ -152,14 +152,16 @@ def check_schema(frame: pd.DataFrame, schema: ColumnSchema, *, reorder: bool = T
     duplicated columns and dtype changes: `SchemaMismatchError` naming the first few of each, with counts.
     The checks are set and array operations, linear in the column count (well under a second at 500,000).
     """
-    import numpy as np
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    columns = [str(c) for c in frame.columns]
+    # `tolist` and list equality run in C; iterating pandas' (Arrow) string index in Python costs 0.2 s here.
+    columns = frame.columns.tolist()
+    if not all(type(c) is str for c in columns):
+        columns = [str(c) for c in columns]
     expected = list(schema.names)
-    in_order = len(columns) == len(expected) and bool(np.array_equal(np.asarray(columns), np.asarray(expected)))
+    in_order = columns == expected
 
     problems: list[str] = []
     if not in_order:
