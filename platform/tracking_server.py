@@ -27,10 +27,12 @@ CONTAINER_NAME = "mlflow"
 CONTAINER_PORT = 5000
 # The non-root user the image creates (platform/Dockerfile: `useradd --uid 10001`); ECS enforces it too.
 CONTAINER_USER = "10001:10001"
-# A read-only root filesystem needs a writable /tmp (the entrypoint writes MLflow's auth ini there). On
-# Fargate a task volume mounted at /tmp is root-owned 0755 unless the image declares `VOLUME /tmp` with
-# its own permissions, which platform/Dockerfile does not (yet); until it does, the root fs stays writable.
-READONLY_ROOT_FILESYSTEM = False
+# The root filesystem is read-only; the one writable path is a task-scoped bind mount at /tmp (the
+# entrypoint writes MLflow's auth ini there, MLflow buffers artifact uploads there, HOME points there).
+# ECS gives such a mount the mode of the image's directory when the image declares it a VOLUME, which
+# platform/Dockerfile does (`chmod 1777 /tmp`, `VOLUME ["/tmp"]`), so the non-root user can write it.
+SCRATCH_VOLUME = "scratch"
+SCRATCH_PATH = "/tmp"  # noqa: S108 - a per-task bind mount, not a shared host directory
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside the private subnet; only the load balancer's group may connect
 # Database migrations run at start: give a new task time before the load balancer's verdict counts.
 HEALTH_CHECK_GRACE_SECONDS = 180
@@ -77,7 +79,8 @@ def container_definitions(
             "image": image,
             "essential": True,
             "user": CONTAINER_USER,
-            "readonlyRootFilesystem": READONLY_ROOT_FILESYSTEM,
+            "readonlyRootFilesystem": True,
+            "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}],
             "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp", "name": "http"}],
             "environment": [{"name": key, "value": value} for key, value in sorted(environment.items())],
             "secrets": [{"name": key, "valueFrom": arn} for key, arn in sorted(secrets.items())],
@@ -248,6 +251,7 @@ class TrackingServer(pulumi.ComponentResource):
             server_env.HOST: LISTEN_HOST,
             server_env.PORT: str(CONTAINER_PORT),
             "AWS_DEFAULT_REGION": args.region,
+            "HOME": SCRATCH_PATH,  # the only writable path: anything a library caches under ~ lands there
         }
         task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
@@ -261,6 +265,7 @@ class TrackingServer(pulumi.ComponentResource):
             ),
             execution_role_arn=execution_role.arn,
             task_role_arn=task_role.arn,
+            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=SCRATCH_VOLUME)],
             container_definitions=pulumi.Output.json_dumps(
                 container_definitions(
                     image=image,

@@ -361,6 +361,7 @@ def test_task_definition_environment_and_secrets(deployment: Deployment) -> None
         server_env.HOST: "0.0.0.0",  # noqa: S104 - asserting the value the task is given
         server_env.PORT: "5000",
         "AWS_DEFAULT_REGION": config.region,
+        "HOME": "/tmp",
     }
     secrets = {item["name"]: item["valueFrom"] for item in container["secrets"]}
     by_name = {s.name: arn(s) for s in deployment.of_type("aws:secretsmanager/secret:Secret")}

@@ -16,7 +16,7 @@ from botocore.validate import ParamValidator
 from mlflow_platform import server_env
 from mlflow_platform.iam import ACTIONS_WITHOUT_RESOURCE_SCOPE
 from mlflow_platform.load_balancer import TLS_POLICY
-from tests.infra.conftest import Deployment
+from tests.infra.conftest import REPO, Deployment
 from tests.infra.helpers import (
     arn,
     as_list,
@@ -382,6 +382,7 @@ def test_task_definition_is_valid_for_register_task_definition(deployment: Deplo
         "cpu": task.inputs["cpu"],
         "memory": task.inputs["memory"],
         "runtimePlatform": task.inputs["runtimePlatform"],
+        "volumes": task.inputs["volumes"],
         "containerDefinitions": container_definitions(deployment),
     }
     shape = (
@@ -390,6 +391,22 @@ def test_task_definition_is_valid_for_register_task_definition(deployment: Deplo
     assert shape is not None
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
+
+
+def test_root_filesystem_is_read_only_but_tmp_is_writable_by_the_server(deployment: Deployment) -> None:
+    """The only writable path is a task-scoped bind mount at /tmp; the image makes it world-writable with
+    the sticky bit (ECS copies the mode of a directory the image declares a VOLUME), so uid 10001 can
+    write its auth ini there."""
+    [container] = container_definitions(deployment)
+    task = deployment.one("aws:ecs/taskDefinition:TaskDefinition")
+    assert container["readonlyRootFilesystem"] is True
+    volumes = {volume["name"]: volume for volume in task.inputs["volumes"]}
+    [mount] = container["mountPoints"]
+    assert mount["containerPath"] == "/tmp"
+    assert volumes[mount["sourceVolume"]] == {"name": mount["sourceVolume"]}  # a bind mount, nothing from the host
+    dockerfile = (REPO / "platform" / "Dockerfile").read_text()
+    assert "chmod 1777 /tmp" in dockerfile
+    assert 'VOLUME ["/tmp"]' in dockerfile
 
 
 def test_container_runs_as_non_root_on_port_5000(deployment: Deployment) -> None:
