@@ -8,6 +8,7 @@ from that S3 path, checking a scoring frame against the training columns, and pr
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ def train_and_score(config: ClientConfig, *, samples: int, features: int, consol
         from toolkit import get_model_s3_path, mlflow_init, mlflow_track_regressor
 
         session = mlflow_init(experiment_name=EXPERIMENT, big_schema=True, stack=config.stack)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # the demo reports what matters itself
 
     @mlflow_track_regressor(run_name="methylation-clock", big_schema=True, evaluate=True)
     def train(X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame, y_test: np.ndarray) -> Any:
