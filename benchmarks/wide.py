@@ -157,7 +157,7 @@ IMPORTS = ("import toolkit", "from toolkit import mlflow_init, mlflow_track_regr
 def _ensure_local_platform() -> None:
     from rich.console import Console
 
-    from mlflow_platform.local_platform import LocalPlatform
+    from mlflow_platform.local.platform import LocalPlatform
 
     console = Console(stderr=True)
     with console.status("starting the local platform") as status:

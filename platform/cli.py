@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlflow_platform.local_cli import demo, local_app
+from mlflow_platform.local.cli import demo, local_app
 
 app = typer.Typer(help="A self-hosted, authenticated MLflow platform on AWS, and its local twin.", no_args_is_help=True)
 config_app = typer.Typer(help="Client profiles: where notebooks find the tracking server.", no_args_is_help=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from mlflow_platform.local_platform import LocalPlatform
+    from mlflow_platform.local.platform import LocalPlatform
     from toolkit.client_config import ClientConfig
 
 
@@ -59,7 +59,7 @@ class LocalPlatformHandle:
         self.admin_username = str(self._admin_secret()["username"])
 
     def _admin_secret(self) -> dict[str, Any]:
-        from mlflow_platform.local_platform import ADMIN_SECRET_ID
+        from mlflow_platform.local.platform import ADMIN_SECRET_ID
 
         secret: dict[str, Any] = json.loads(self.platform.read_secret(ADMIN_SECRET_ID))
         return secret
@@ -98,7 +98,7 @@ class LocalPlatformHandle:
 @pytest.fixture(scope="session")
 def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatformHandle]:
     """The local platform with PostgreSQL in a temporary data dir; see `LocalPlatformHandle`."""
-    from mlflow_platform.local_platform import LocalPlatform, LocalPorts
+    from mlflow_platform.local.platform import LocalPlatform, LocalPorts
 
     # Not under pytest's tmp dirs: those are private to root, and the PostgreSQL cluster runs as the
     # unprivileged `postgres` user, which must be able to traverse to its directory.

@@ -1,4 +1,5 @@
-"""The layout guards of DESIGN.md: the folder `platform/` never shadows the standard library."""
+"""The layout guards (docs/architecture.md): the folder `platform/` never shadows the standard library,
+and each of its subfolders is a package that only `mlflow_platform` reaches."""
 
 from __future__ import annotations
 
@@ -38,12 +39,32 @@ def test_no_module_in_platform_shadows_a_stdlib_or_installed_module() -> None:
     }
     taken = installed | set(sys.stdlib_module_names) | set(sys.builtin_module_names)
     local = {p.stem for p in (ROOT / "platform").glob("*.py")} | {
-        p.name for p in (ROOT / "platform").iterdir() if p.is_dir() and (p / "__init__.py").exists()
+        p.name for p in (ROOT / "platform").iterdir() if p.is_dir() and p.name != "__pycache__"
     }
     local.discard("__main__")
     assert local, "platform/ holds no modules?"
     clashes = sorted(local & taken)
     assert clashes == [], f"modules in platform/ that shadow others: {clashes}"
+
+
+def test_platform_subfolders_are_the_documented_packages() -> None:
+    folders = {p.name for p in (ROOT / "platform").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == {"infra", "server", "local"}
+    for folder in folders:
+        assert (ROOT / "platform" / folder / "__init__.py").exists(), f"platform/{folder} is not a package"
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert {f"mlflow_platform.{folder}" for folder in folders} <= set(packages), "pip install would leave one out"
+
+
+def test_the_three_packages_and_the_stdlib_platform_import_from_the_repository_root() -> None:
+    code = (
+        "import mlflow_platform.server, mlflow_platform.infra, mlflow_platform.local, platform, sys;"
+        "print(platform.system(), 'mlflow' in sys.modules, 'pulumi' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    # The packages themselves load neither MLflow nor Pulumi: the toolkit may use the server's contract.
+    assert result.stdout.split() == ["Linux", "False", "False"]
 
 
 def test_platform_code_imports_as_mlflow_platform() -> None:

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 from pulumi.runtime.config import set_all_config
 
-from mlflow_platform.stack_config import load_platform_config
+from mlflow_platform.infra.stack_config import load_platform_config
 
 
 class _NoResources(pulumi.runtime.Mocks):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 
-from mlflow_platform import server_env
-from mlflow_platform.network import subnet_cidrs, zone_picker
-from mlflow_platform.tracking_server import CONTAINER_USER, source_fingerprint
+from mlflow_platform.infra.network import subnet_cidrs, zone_picker
+from mlflow_platform.infra.tracking_server import CONTAINER_USER, source_fingerprint
+from mlflow_platform.server import contract as server_env
 from tests.infra.conftest import REPO, Deployment
 from tests.infra.helpers import arn, children, component, container_definitions, descendants, plain, resource_id
 
@@ -26,6 +27,8 @@ COMPONENT_TYPES = {
     "mlflow-platform:server:TrackingServer",
     "mlflow-platform:client:ClientConfigPublication",
 }
+
+SERVER_DIR = REPO / "platform" / "server"
 
 
 def _tier(deployment: Deployment, tier: str) -> list[str]:
@@ -306,13 +309,13 @@ def test_image_repository_and_build(deployment: Deployment) -> None:
     assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
     assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     image = deployment.one("docker-build:index:Image")
-    assert image.inputs["context"] == {"location": str(REPO)}
-    assert image.inputs["dockerfile"] == {"location": str(REPO / "platform" / "Dockerfile")}
+    assert image.inputs["context"] == {"location": str(SERVER_DIR)}
+    assert image.inputs["dockerfile"] == {"location": str(SERVER_DIR / "Dockerfile")}
     assert image.inputs["push"] is True
     assert image.inputs["platforms"] == ["linux/amd64"]
     [tag] = image.inputs["tags"]
     assert tag == (
-        f"{repository.state['repositoryUrl']}:{deployment.config.server.mlflow_version}-{source_fingerprint(REPO)}"
+        f"{repository.state['repositoryUrl']}:{deployment.config.server.mlflow_version}-{source_fingerprint(SERVER_DIR)}"
     )
     assert image.inputs["registries"][0]["address"] == repository.state["repositoryUrl"]
     [container] = container_definitions(deployment)
@@ -320,14 +323,30 @@ def test_image_repository_and_build(deployment: Deployment) -> None:
     assert "@sha256:" in container["image"]
 
 
-def test_source_fingerprint_changes_with_the_sources(tmp_path: Path) -> None:
-    (tmp_path / "platform").mkdir()
-    (tmp_path / "platform" / "Dockerfile").write_text("FROM scratch\n")
-    (tmp_path / "pyproject.toml").write_text("[project]\n")
-    first = source_fingerprint(tmp_path)
-    assert first == source_fingerprint(tmp_path)
-    (tmp_path / "platform" / "server.py").write_text("print('changed')\n")
-    assert source_fingerprint(tmp_path) != first
+def _copy_of_the_repository(tmp_path: Path) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "platform", copy / "platform", ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_image_tag_ignores_edits_outside_the_server_folder(tmp_path: Path) -> None:
+    """Editing the CLI, the demo or a component must not rebuild and push a new server image."""
+    copy = _copy_of_the_repository(tmp_path)
+    before = source_fingerprint(copy / "platform" / "server")
+    with (copy / "platform" / "cli.py").open("a") as handle:
+        handle.write("# an edit\n")
+    with (copy / "platform" / "infra" / "network.py").open("a") as handle:
+        handle.write("# an edit\n")
+    assert source_fingerprint(copy / "platform" / "server") == before
+
+
+@pytest.mark.parametrize("edited", ["entrypoint.py", "Dockerfile", "requirements.txt"])
+def test_image_tag_changes_with_what_goes_into_the_image(tmp_path: Path, edited: str) -> None:
+    copy = _copy_of_the_repository(tmp_path)
+    before = source_fingerprint(copy / "platform" / "server")
+    with (copy / "platform" / "server" / edited).open("a") as handle:
+        handle.write("# an edit\n")
+    assert source_fingerprint(copy / "platform" / "server") != before
 
 
 def test_cluster_has_container_insights(deployment: Deployment) -> None:

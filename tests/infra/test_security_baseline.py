@@ -13,9 +13,9 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from mlflow_platform import server_env
-from mlflow_platform.iam import ACTIONS_WITHOUT_RESOURCE_SCOPE
-from mlflow_platform.load_balancer import TLS_POLICY
+from mlflow_platform.infra.load_balancer import TLS_POLICY
+from mlflow_platform.infra.policies import ACTIONS_WITHOUT_RESOURCE_SCOPE
+from mlflow_platform.server import contract as server_env
 from tests.infra.conftest import REPO, Deployment
 from tests.infra.helpers import (
     arn,
@@ -404,7 +404,7 @@ def test_root_filesystem_is_read_only_but_tmp_is_writable_by_the_server(deployme
     [mount] = container["mountPoints"]
     assert mount["containerPath"] == "/tmp"
     assert volumes[mount["sourceVolume"]] == {"name": mount["sourceVolume"]}  # a bind mount, nothing from the host
-    dockerfile = (REPO / "platform" / "Dockerfile").read_text()
+    dockerfile = (REPO / "platform" / "server" / "Dockerfile").read_text()
     assert "chmod 1777 /tmp" in dockerfile
     assert 'VOLUME ["/tmp"]' in dockerfile
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from mlflow_platform import server_env
-from mlflow_platform.local_platform import DATABASE_SECRET_ID
+from mlflow_platform.local.platform import DATABASE_SECRET_ID
+from mlflow_platform.server import contract as server_env
 from tests.conftest import LocalPlatformHandle, free_port
 from tests.server.helpers import SEARCH_EXPERIMENTS, get
 

@@ -113,8 +113,8 @@ def test_rotated_admin_password_takes_effect_at_the_next_start(local_platform: L
 def test_secrets_stay_off_the_command_line_and_out_of_mlflows_environment(local_platform: LocalPlatformHandle) -> None:
     """`ps` shows every user the command lines: the database password must not be there; and the raw
     JSON secrets are dropped before `mlflow server` replaces the entrypoint."""
-    from mlflow_platform import server_env
-    from mlflow_platform.local_platform import DATABASE_SECRET_ID
+    from mlflow_platform.local.platform import DATABASE_SECRET_ID
+    from mlflow_platform.server import contract as server_env
 
     pid = int((local_platform.data_dir / "run" / "server.pid").read_text())
     database_password = json.loads(local_platform.platform.read_secret(DATABASE_SECRET_ID))["password"]
@@ -136,8 +136,8 @@ def test_wrong_database_password_fails_fast_with_one_line(local_platform: LocalP
     import subprocess
     import sys
 
-    from mlflow_platform import server_env
-    from mlflow_platform.local_platform import DATABASE_SECRET_ID
+    from mlflow_platform.local.platform import DATABASE_SECRET_ID
+    from mlflow_platform.server import contract as server_env
 
     wrong = "not-the-database-password-" + secrets.token_hex(4)
     database = {**json.loads(local_platform.platform.read_secret(DATABASE_SECRET_ID)), "password": wrong}

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from mlflow_platform import server_env
-from mlflow_platform.server import _escape_interpolation, write_auth_config
-from mlflow_platform.server_settings import ServerSettings, SettingsError
+from mlflow_platform.server import contract as server_env
+from mlflow_platform.server.entrypoint import _escape_interpolation, write_auth_config
+from mlflow_platform.server.settings import ServerSettings, SettingsError
 
 ADMIN_PASSWORD = "admin-password-value-42"
 DB_PASSWORD = "db-pass%word-value-77"

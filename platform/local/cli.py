@@ -18,7 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from mlflow_platform.local_platform import LocalPlatform, LocalStatus, Reporter
+    from mlflow_platform.local.platform import LocalPlatform, LocalStatus, Reporter
 
 local_app = typer.Typer(
     help="The local platform: moto (S3, Secrets Manager, SSM), a database and the tracking server on 127.0.0.1.",
@@ -68,7 +68,7 @@ def _progress(title: str) -> Iterator[Reporter]:
 
 
 def _platform(data_dir: Path | None) -> LocalPlatform:
-    from mlflow_platform.local_platform import LocalPlatform
+    from mlflow_platform.local.platform import LocalPlatform
 
     return LocalPlatform(data_dir)
 
@@ -84,7 +84,7 @@ def bring_up(
     """Start the platform with progress; returns False when it was already running. Errors exit 1."""
     from dataclasses import replace
 
-    from mlflow_platform.local_platform import LocalPlatformError
+    from mlflow_platform.local.platform import LocalPlatformError
 
     ports = None
     if port or moto_port or postgres_port:
@@ -104,7 +104,7 @@ def bring_up(
 
 
 def _print_ready(platform: LocalPlatform, started: bool) -> None:
-    from mlflow_platform.local_platform import ADMIN_SECRET_ID
+    from mlflow_platform.local.platform import ADMIN_SECRET_ID
 
     status = platform.status()
     verb = "is up" if started else "was already running"
@@ -177,7 +177,7 @@ def _print_status(current: LocalStatus) -> None:
 @local_app.command("down")
 def down(data_dir: DataDirOption = None) -> None:
     """Stop the platform; its state (runs, users, artifacts) stays in the data directory for the next `up`."""
-    from mlflow_platform.local_platform import LocalPlatformError
+    from mlflow_platform.local.platform import LocalPlatformError
 
     platform = _platform(data_dir)
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mlflow_platform.security_groups import HTTP_PORT, HTTPS_PORT
+from mlflow_platform.infra.security_groups import HTTP_PORT, HTTPS_PORT
 from toolkit.platform_config import AccessConfig
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"

@@ -19,7 +19,7 @@ from ipaddress import IPv4Network
 import pulumi
 import pulumi_aws as aws
 
-from mlflow_platform.iam import caller_identity, policy_document, service_assume_role_policy
+from mlflow_platform.infra.policies import caller_identity, policy_document, service_assume_role_policy
 from toolkit.platform_config import NetworkConfig
 
 # Each tier gets a block of 8 subnet slots (room for the maximum of 6 AZs), each slot 1/32 of the VPC.

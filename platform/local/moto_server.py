@@ -1,4 +1,4 @@
-"""moto in server mode, with its state kept on disk: `python -m mlflow_platform.local_moto`.
+"""moto in server mode, with its state kept on disk: `python -m mlflow_platform.local.moto_server`.
 
 moto keeps everything in memory, and a `down`/`up` of the local platform must not lose the artifacts
 (S3 objects), nor the secrets and the SSM client config. This launcher runs moto's own WSGI app in a
@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-_logger = logging.getLogger("mlflow_platform.local_moto")
+_logger = logging.getLogger("mlflow_platform.local.moto_server")
 
 READY_PATH = "/_mlflow_platform/ready"
 DUMMY_ACCESS_KEY = "local"  # moto accepts any credentials; these are not secrets

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mlflow_platform.credentials import generated_password, stored_secret
+from mlflow_platform.infra.server_credentials import generated_password, stored_secret
 from toolkit.platform_config import DatabaseConfig
 
 POSTGRES_PORT = 5432

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlflow_platform.local_platform import ADMIN_SECRET_ID, LocalPlatform
+from mlflow_platform.local.platform import ADMIN_SECRET_ID, LocalPlatform
 from tests.conftest import free_port
 from tests.server.helpers import GET_USER, SEARCH_EXPERIMENTS, create_user, get, mlflow_client
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from mlflow_platform import server_env
+from mlflow_platform.server import contract as server_env
 
 # MLflow refuses admin passwords shorter than this (mlflow.utils.validation._validate_password).
 MIN_ADMIN_PASSWORD_LENGTH = 12

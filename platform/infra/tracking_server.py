@@ -19,18 +19,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-from mlflow_platform import server_env
-from mlflow_platform.iam import caller_identity, partition, policy_document, service_assume_role_policy
+from mlflow_platform.infra.policies import caller_identity, partition, policy_document, service_assume_role_policy
+from mlflow_platform.server import contract as server_env
 from toolkit.platform_config import ServerConfig
 
 CONTAINER_NAME = "mlflow"
 CONTAINER_PORT = 5000
-# The non-root user the image creates (platform/Dockerfile: `useradd --uid 10001`); ECS enforces it too.
+# The non-root user the image creates (platform/server/Dockerfile: `useradd --uid 10001`); ECS enforces it too.
 CONTAINER_USER = "10001:10001"
 # The root filesystem is read-only; the one writable path is a task-scoped bind mount at /tmp (the
 # entrypoint writes MLflow's auth ini there, MLflow buffers artifact uploads there, HOME points there).
 # ECS gives such a mount the mode of the image's directory when the image declares it a VOLUME, which
-# platform/Dockerfile does (`chmod 1777 /tmp`, `VOLUME ["/tmp"]`), so the non-root user can write it.
+# platform/server/Dockerfile does (`chmod 1777 /tmp`, `VOLUME ["/tmp"]`), so the non-root user can write it.
 SCRATCH_VOLUME = "scratch"
 SCRATCH_PATH = "/tmp"  # noqa: S108 - a per-task bind mount, not a shared host directory
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside the private subnet; only the load balancer's group may connect
@@ -41,26 +41,24 @@ SCALE_IN_COOLDOWN_SECONDS = 300
 SCALE_OUT_COOLDOWN_SECONDS = 60
 ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repo>[^:@]+)")
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-# What the image is built from: a change to any of these files gives a new (immutable) tag.
-IMAGE_SOURCES = ("pyproject.toml", "uv.lock", "platform", "toolkit")
 
 
-def repository_root() -> Path:
-    """The build context: the Dockerfile installs the project from its own files (uv.lock included)."""
-    return Path(__file__).resolve().parent.parent
+def server_image_context() -> Path:
+    """The image's build context: `platform/server/`, the entrypoint package with its Dockerfile and
+    pinned requirements. Nothing else of the repository goes into the image."""
+    return Path(__file__).resolve().parent.parent / "server"
 
 
-def source_fingerprint(root: Path) -> str:
-    """A short content hash of the image's sources, so an unchanged tree never pushes a new tag."""
+def source_fingerprint(context: Path) -> str:
+    """A short content hash of every file in the build context, so an unchanged server never pushes a
+    new tag and an edit elsewhere in the repository (the CLI, the components) never rebuilds it."""
     digest = hashlib.sha256()
-    for entry in IMAGE_SOURCES:
-        path = root / entry
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            if not file.exists() or "__pycache__" in file.parts or file.suffix == ".pyc":
-                continue
-            digest.update(file.relative_to(root).as_posix().encode())
-            digest.update(file.read_bytes())
+    for file in sorted(p for p in context.rglob("*") if p.is_file()):
+        if "__pycache__" in file.parts or file.suffix == ".pyc":
+            continue
+        digest.update(file.relative_to(context).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -135,7 +133,8 @@ class TrackingServerArgs:
     force_delete_images: bool = False
     # Resources the service must wait for (the listeners that attach the target group to the ALB).
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
-    build_root: Path | None = None
+    # The image's build context; by default `platform/server/` of this checkout (tests point it elsewhere).
+    image_context: Path | None = None
 
 
 class TrackingServer(pulumi.ComponentResource):
@@ -398,15 +397,15 @@ class TrackingServer(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        root = args.build_root or repository_root()
-        tag = f"{args.config.mlflow_version}-{source_fingerprint(root)}"
+        context = args.image_context or server_image_context()
+        tag = f"{args.config.mlflow_version}-{source_fingerprint(context)}"
         token = aws.ecr.get_authorization_token_output(
             registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
         built = docker_build.Image(
             f"{name}-image",
-            context=docker_build.BuildContextArgs(location=str(root)),
-            dockerfile=docker_build.DockerfileArgs(location=str(root / "platform" / "Dockerfile")),
+            context=docker_build.BuildContextArgs(location=str(context)),
+            dockerfile=docker_build.DockerfileArgs(location=str(context / "Dockerfile")),
             platforms=[docker_build.Platform.LINUX_AMD64],
             tags=[pulumi.Output.concat(repository.repository_url, ":", tag)],
             push=True,

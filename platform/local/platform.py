@@ -38,8 +38,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
-from mlflow_platform import server_env
-from mlflow_platform.local_postgres import PostgresCluster, PostgresError
+from mlflow_platform.local.postgres import PostgresCluster, PostgresError
+from mlflow_platform.server import contract as server_env
 from toolkit.client_config import ClientConfig, ssm_parameter_name
 
 DATA_DIR_ENV = "MLFLOW_PLATFORM_DATA_DIR"
@@ -227,7 +227,7 @@ class LocalPlatform:
     def status(self) -> LocalStatus:
         processes = [
             ProcessState(
-                "moto", self._read_pid("moto"), _pid_alive(self._read_pid("moto"), "mlflow_platform.local_moto")
+                "moto", self._read_pid("moto"), _pid_alive(self._read_pid("moto"), "mlflow_platform.local.moto_server")
             ),
             ProcessState("server", self._read_pid("server"), _pid_alive(self._read_pid("server"), "mlflow")),
         ]
@@ -301,7 +301,7 @@ class LocalPlatform:
 
     def _start_moto(self, report: Reporter) -> None:
         ports = self.ports()
-        if _pid_alive(self._read_pid("moto"), "mlflow_platform.local_moto"):
+        if _pid_alive(self._read_pid("moto"), "mlflow_platform.local.moto_server"):
             report("moto already running")
         else:
             self._check_port_free(ports.moto, "moto", "--moto-port")
@@ -309,7 +309,7 @@ class LocalPlatform:
             command = [
                 sys.executable,
                 "-m",
-                "mlflow_platform.local_moto",
+                "mlflow_platform.local.moto_server",
                 "--port",
                 str(ports.moto),
                 "--state-dir",
@@ -319,10 +319,10 @@ class LocalPlatform:
             ]
             self._spawn("moto", command, os.environ.copy())
         deadline = time.monotonic() + MOTO_START_TIMEOUT_SECONDS
-        from mlflow_platform.local_moto import READY_PATH
+        from mlflow_platform.local.moto_server import READY_PATH
 
         while not _http_ok(f"{self.moto_endpoint}{READY_PATH}"):
-            if not _pid_alive(self._read_pid("moto"), "mlflow_platform.local_moto"):
+            if not _pid_alive(self._read_pid("moto"), "mlflow_platform.local.moto_server"):
                 raise LocalPlatformError(f"moto exited at start: {self._log_tail('moto')}")
             if time.monotonic() > deadline:
                 raise LocalPlatformError(f"moto did not become ready in {MOTO_START_TIMEOUT_SECONDS:.0f} s")
@@ -481,7 +481,7 @@ class LocalPlatform:
                 raise LocalPlatformError(str(exc)) from None
             stopped.append("postgres")
             report("stopped PostgreSQL")
-        if self._stop("moto", "mlflow_platform.local_moto", whole_group=False):
+        if self._stop("moto", "mlflow_platform.local.moto_server", whole_group=False):
             stopped.append("moto")
             report("stopped moto (state saved)")
         return stopped

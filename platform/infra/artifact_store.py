@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mlflow_platform.encryption import EncryptionKey, EncryptionKeyArgs
-from mlflow_platform.iam import policy_document
+from mlflow_platform.infra.encryption import EncryptionKey, EncryptionKeyArgs
+from mlflow_platform.infra.policies import policy_document
 from toolkit.platform_config import ArtifactsConfig
 
 INCOMPLETE_UPLOAD_DAYS = 7

@@ -36,8 +36,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mlflow_platform import server_env
-from mlflow_platform.server_settings import ServerSettings, SettingsError
+from mlflow_platform.server import contract as server_env
+from mlflow_platform.server.settings import ServerSettings, SettingsError
 
 _logger = logging.getLogger("mlflow_platform.server")
 
@@ -305,6 +305,3 @@ def sync_admin_user(uri: str, username: str, password: str) -> str:
     _logger.info("admin user %r: %s", username, action)
     return action
 
-
-if __name__ == "__main__":
-    main()

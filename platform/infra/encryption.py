@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mlflow_platform.iam import caller_identity, partition, policy_document
+from mlflow_platform.infra.policies import caller_identity, partition, policy_document
 
 # What the account (and through it, IAM policies) may do with the key: administration and use,
 # listed one by one. Pulumi needs the administrative ones to manage the key and its alias.

@@ -14,15 +14,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mlflow_platform.artifact_store import ArtifactStore, ArtifactStoreArgs
-from mlflow_platform.client_publication import ClientConfigPublication, ClientConfigPublicationArgs, tracking_uri
-from mlflow_platform.credentials import Credentials, CredentialsArgs
-from mlflow_platform.encryption import EncryptionKey, EncryptionKeyArgs
-from mlflow_platform.load_balancer import LoadBalancer, LoadBalancerArgs, listener_ports, serves_https
-from mlflow_platform.metadata_store import MetadataStore, MetadataStoreArgs
-from mlflow_platform.network import FlowLogSettings, Network, NetworkArgs
-from mlflow_platform.security_groups import SecurityGroups, SecurityGroupsArgs
-from mlflow_platform.tracking_server import CONTAINER_PORT, ServerSecrets, TrackingServer, TrackingServerArgs
+from mlflow_platform.infra.artifact_store import ArtifactStore, ArtifactStoreArgs
+from mlflow_platform.infra.client_publication import ClientConfigPublication, ClientConfigPublicationArgs, tracking_uri
+from mlflow_platform.infra.encryption import EncryptionKey, EncryptionKeyArgs
+from mlflow_platform.infra.load_balancer import LoadBalancer, LoadBalancerArgs, listener_ports, serves_https
+from mlflow_platform.infra.metadata_store import MetadataStore, MetadataStoreArgs
+from mlflow_platform.infra.network import FlowLogSettings, Network, NetworkArgs
+from mlflow_platform.infra.security_groups import SecurityGroups, SecurityGroupsArgs
+from mlflow_platform.infra.server_credentials import Credentials, CredentialsArgs
+from mlflow_platform.infra.tracking_server import CONTAINER_PORT, ServerSecrets, TrackingServer, TrackingServerArgs
 from toolkit.client_config import STACK_OUTPUT_NAME
 from toolkit.errors import ConfigError
 from toolkit.platform_config import PlatformConfig
@@ -65,8 +65,8 @@ def unsupported_settings(config: PlatformConfig) -> list[str]:
 @dataclass(frozen=True)
 class MlflowPlatformArgs:
     config: PlatformConfig
-    # Where the server image is built from; defaults to this repository.
-    build_root: Path | None = None
+    # The server image's build context; defaults to this checkout's `platform/server/`.
+    image_context: Path | None = None
 
 
 class MlflowPlatform(pulumi.ComponentResource):
@@ -180,7 +180,7 @@ class MlflowPlatform(pulumi.ComponentResource):
                 allowed_hosts=balancer.dns_name.apply(lambda dns: allowed_hosts(config, dns)),
                 force_delete_images=config.artifacts.force_destroy,
                 depends_on=balancer.listeners,
-                build_root=args.build_root,
+                image_context=args.image_context,
             ),
             opts=child,
         )

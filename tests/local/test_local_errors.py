@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_platform.local_platform import LocalPlatform, LocalPlatformError, LocalPorts
+from mlflow_platform.local.platform import LocalPlatform, LocalPlatformError, LocalPorts
 from tests.conftest import free_port
 
 
