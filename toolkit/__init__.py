@@ -11,37 +11,41 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from toolkit.client_config import ClientConfig
-    from toolkit.errors import ConfigError
-    from toolkit.estimators import ModelNotFittedError
+    from toolkit.errors import ConfigError, ModelNotFittedError, ModelNotFoundError, SchemaMismatchError, ToolkitError
     from toolkit.fallback import TrackingFailedWarning
     from toolkit.init import TrackingServerError, mlflow_init
-    from toolkit.models import ModelNotFoundError, get_model_s3_path
+    from toolkit.models import get_model_s3_path
     from toolkit.platform_config import PlatformConfig
     from toolkit.resolve import resolve_client_config
-    from toolkit.schema import ColumnSchema, SchemaMismatchError, check_schema, load_model_schema
+    from toolkit.schema import ColumnSchema, check_schema, load_model_schema
     from toolkit.session import TrackingSession
     from toolkit.tracking import TrackedRun, last_tracked_run, mlflow_track_classifier, mlflow_track_regressor
 
+# Public name -> the module that defines it. Each module imports MLflow only inside the functions that
+# need it, so looking a name up here never loads MLflow by itself.
 _EXPORTS = {
+    # Configuration.
     "ClientConfig": "toolkit.client_config",
-    "ConfigError": "toolkit.errors",
     "PlatformConfig": "toolkit.platform_config",
     "resolve_client_config": "toolkit.resolve",
-    # Tracking (issue 5). Each module imports MLflow only inside the functions that need it.
-    "mlflow_init": "toolkit.init",
+    # Errors: every exception below derives from ToolkitError.
+    "ToolkitError": "toolkit.errors",
+    "ConfigError": "toolkit.errors",
+    "ModelNotFittedError": "toolkit.errors",
+    "ModelNotFoundError": "toolkit.errors",
+    "SchemaMismatchError": "toolkit.errors",
     "TrackingServerError": "toolkit.init",
+    # Tracking.
+    "mlflow_init": "toolkit.init",
     "TrackingSession": "toolkit.session",
     "mlflow_track_regressor": "toolkit.tracking",
     "mlflow_track_classifier": "toolkit.tracking",
     "last_tracked_run": "toolkit.tracking",
     "TrackedRun": "toolkit.tracking",
     "TrackingFailedWarning": "toolkit.fallback",
-    "ModelNotFittedError": "toolkit.estimators",
     "get_model_s3_path": "toolkit.models",
-    "ModelNotFoundError": "toolkit.models",
     # Big-schema helpers.
     "ColumnSchema": "toolkit.schema",
-    "SchemaMismatchError": "toolkit.schema",
     "check_schema": "toolkit.schema",
     "load_model_schema": "toolkit.schema",
 }
@@ -54,6 +58,7 @@ __all__ = [
     "ModelNotFoundError",
     "PlatformConfig",
     "SchemaMismatchError",
+    "ToolkitError",
     "TrackedRun",
     "TrackingFailedWarning",
     "TrackingServerError",

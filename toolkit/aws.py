@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from toolkit.errors import ToolkitError
+
 if TYPE_CHECKING:
     from toolkit.client_config import ClientConfig
 
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
 LOCAL_EMULATOR_KEY = "local"
 
 
-class AwsAccessError(RuntimeError):
+class AwsAccessError(ToolkitError, RuntimeError):
     """AWS could not be reached or refused us; the message says what to set or fix."""
 
 

@@ -7,11 +7,12 @@ useless artifact.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from toolkit.errors import ModelNotFittedError
 
-class ModelNotFittedError(ValueError):
-    """The function returned an estimator that was never fitted."""
+# What a tracked function trains: chooses the training and evaluation metrics.
+ModelType = Literal["regressor", "classifier"]
 
 
 @dataclass(frozen=True)

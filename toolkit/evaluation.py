@@ -2,12 +2,12 @@
 
 What stock `evaluate` does per column, and what we do instead:
 - A DataFrame is turned into an MLflow `PandasDataset`, whose schema (one JSON object per column) is
-  inferred and logged as a dataset record: tens of MB and tens of seconds at 500,000 columns; and the
-  evaluator rebuilds a renamed DataFrame of the features several times. We evaluate on two columns, the
-  test row numbers and the target, and the model looks the rows up (`RowIndexedRegressor`): the dataset
-  record and every step of the evaluator are then the same size at any width.
+  inferred and logged as a dataset record, so its size and the time to infer it grow with the width; and
+  the evaluator rebuilds a renamed DataFrame of the features several times. We evaluate on two columns,
+  the test row numbers and the target, and the model looks the rows up (`RowIndexedRegressor`): the
+  dataset record and every step of the evaluator are then the same size at any width.
 - SHAP explainability (on by default when `shap` is installed) explains every feature: off
-  (`log_model_explainability: False`); it is meaningless at this width anyway.
+  (`log_model_explainability: False`); it is meaningless for very wide data anyway.
 Regressors get two diagnostic plots MLflow does not draw (residuals; predicted vs actual) as custom
 artifacts computed from the 2-column `eval_df`, so they cost nothing per feature either.
 """
@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from toolkit.arrays import as_array, feature_names_warning_silenced, predict_array
+from toolkit.estimators import ModelType
 from toolkit.schema import ColumnSchema, check_schema
 
 EVALUATOR_CONFIG: dict[str, Any] = {"log_model_explainability": False}
@@ -74,11 +76,11 @@ class RowIndexedRegressor:
     """The fitted model behind `evaluate`, fed row numbers of the test matrix instead of its columns.
 
     MLflow's evaluator rebuilds and renames a DataFrame of the evaluation features each time it needs
-    them (five times per evaluation, about 0.3 s each at 500,000 columns) and records it as a dataset.
-    A single column of row numbers makes each of those steps independent of the width; the model looks
-    the rows up in the test matrix (checked against the training schema first, so positions are names)
-    and predicts on a NumPy array, skipping scikit-learn's per-column DataFrame validation (6 s a call).
-    The matrix is attached after the model round-trips through MLflow's loader, never pickled.
+    them (several times per evaluation) and records it as a dataset. A single column of row numbers makes
+    each of those steps independent of the width; the model looks the rows up in the test matrix (checked
+    against the training schema first, so positions are names) and predicts on a NumPy array, skipping
+    scikit-learn's per-column DataFrame validation. The matrix is attached after the model round-trips
+    through MLflow's loader, never pickled.
     """
 
     def __init__(self, model: Any) -> None:
@@ -95,16 +97,11 @@ class RowIndexedRegressor:
         return self.features[np.asarray(numbers, dtype=np.intp).reshape(-1)]
 
     def predict(self, X: Any) -> Any:
-        from toolkit.tracking import predict_array
-
         return predict_array(self.model, self.rows(X))
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         """MLflow logs the estimator's own `score` too."""
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+        with feature_names_warning_silenced():
             return self.model.score(self.rows(X), y, sample_weight=sample_weight)
 
 
@@ -116,9 +113,7 @@ class RowIndexedClassifier(RowIndexedRegressor):
         return self.model.classes_
 
     def predict_proba(self, X: Any) -> Any:
-        from toolkit.tracking import predict_array
-
-        return predict_array(self.model, self.rows(X), "predict_proba")
+        return predict_array(self.model, self.rows(X), method="predict_proba")
 
 
 @contextmanager
@@ -126,19 +121,21 @@ def _in_memory_pyfunc(model: RowIndexedRegressor, features: Any) -> Iterator[Any
     """The fitted model as a PyFuncModel, through a private temporary copy rather than a download.
 
     `evaluate` needs a PyFuncModel of the sklearn flavor (that is how it finds `predict_proba` for ROC/PR).
-    Loading the logged model back costs one listing plus one presigned request per file (seconds with
-    basic auth) and the model's size in transfer; pickling our own in-memory object into our own temp
-    dir and reading it straight back is safe and takes milliseconds. The logged model is still the one
-    the metrics are linked to (`model_id`).
+    Loading the logged model back costs one listing plus one presigned request per file and the model's
+    size in transfer; pickling our own in-memory object into our own temp dir and reading it straight
+    back is safe and local. The logged model is still the one the metrics are linked to (`model_id`).
     """
     import mlflow
+    from mlflow.sklearn import SERIALIZATION_FORMAT_CLOUDPICKLE
 
-    sklearn_logger = logging.getLogger("mlflow.sklearn")
+    sklearn_logger = logging.getLogger(mlflow.sklearn.__name__)
     previous_level = sklearn_logger.level
     with tempfile.TemporaryDirectory(prefix="toolkit-eval-") as tmp:
         sklearn_logger.setLevel(logging.ERROR)  # its "pickle is unsafe to load" warning is about others' files
         try:
-            mlflow.sklearn.save_model(model, f"{tmp}/model", serialization_format="cloudpickle", pip_requirements=[])
+            mlflow.sklearn.save_model(
+                model, f"{tmp}/model", serialization_format=SERIALIZATION_FORMAT_CLOUDPICKLE, pip_requirements=[]
+            )
         finally:
             sklearn_logger.setLevel(previous_level)
         pyfunc_model = mlflow.pyfunc.load_model(f"{tmp}/model")
@@ -151,7 +148,7 @@ def evaluate_on_run(
     run_id: str,
     model: Any,
     model_id: str | None,
-    model_type: str,
+    model_type: ModelType,
     X_test: Any,
     y_test: Any,
     schema: ColumnSchema | None,
@@ -168,7 +165,7 @@ def evaluate_on_run(
 
     if isinstance(X_test, pd.DataFrame) and schema is not None:
         X_test = check_schema(X_test, schema)
-    features = X_test.to_numpy() if isinstance(X_test, pd.DataFrame) else np.asarray(X_test)
+    features = as_array(X_test)
     targets = np.asarray(y_test).reshape(-1)
     if len(targets) != len(features):
         raise ValueError(f"the test set has {len(features)} rows of features but {len(targets)} targets")

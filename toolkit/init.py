@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from toolkit.client_config import ClientConfig
 from toolkit.credentials import PASSWORD_ENV, USERNAME_ENV, resolve_credentials
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.resolve import resolve_client_config
 from toolkit.session import TrackingSession, set_current_session
 
@@ -39,7 +39,7 @@ def _environ_without_our_credentials() -> dict[str, str]:
     return environ
 
 
-class TrackingServerError(RuntimeError):
+class TrackingServerError(ToolkitError, RuntimeError):
     """The tracking server could not be reached, or refused the credentials; the message says which."""
 
 

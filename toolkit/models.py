@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from toolkit.errors import ConfigError
+from toolkit.errors import ConfigError, ModelNotFoundError
 from toolkit.session import current_session
 
 _LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)/?$")
@@ -26,10 +26,6 @@ class _Location:
 
     artifact_location: str
     source_run_id: str | None
-
-
-class ModelNotFoundError(LookupError):
-    """No such run or model, a run without a model, or a run with several; the message says which."""
 
 
 def mlflow_artifacts_to_s3(artifact_uri: str, artifact_store_uri: str | None) -> str:
@@ -61,7 +57,11 @@ def _artifact_store_uri(explicit: str | None) -> str | None:
 
 
 def _is_not_found(exc: Exception) -> bool:
-    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "does not exist" in str(exc).lower()
+    """MLflow's not-found error code, or (from servers that send none) its wording."""
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    not_found = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+    return getattr(exc, "error_code", "") == not_found or "does not exist" in str(exc).lower()
 
 
 def get_model_s3_path(

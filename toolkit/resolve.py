@@ -1,4 +1,4 @@
-"""Where the toolkit's defaults come from, field by field, in the order of DESIGN.md:
+"""Where the toolkit's defaults come from, field by field, first match wins:
 
 explicit argument > environment (`MLFLOW_PLATFORM_<FIELD>`, MLflow's `MLFLOW_TRACKING_URI`) >
 profile file (the stack's, or the active one) > the SSM parameter the stack published.

@@ -1,12 +1,12 @@
 """The column schema of a wide model: training columns' names and dtypes, in order, as gzip'd JSON.
 
-MLflow's own signature stores one JSON object per column inside the `MLmodel` file (30 MB and 17 s to
-infer at 500,000 columns, DESIGN.md). In big-schema mode the toolkit stores this compact artifact instead:
-two flat lists (names; dtypes run-length encoded, since wide data is nearly always one dtype), compressed.
-It sits next to the model (`extra_files/column_schema.json.gz`) and on the run (`column_schema.json.gz`),
-and `check_schema` uses it to vet a scoring frame before `predict`.
+MLflow's own signature stores one JSON object per column inside the `MLmodel` file, so both its size and
+the time to infer it grow with the width. In big-schema mode the toolkit stores this compact artifact
+instead: two flat lists (names; dtypes run-length encoded, since wide data is nearly always one dtype),
+compressed. It sits next to the model (among MLflow's `extra_files/`) and on the run
+(`column_schema.json.gz`), and `check_schema` uses it to vet a scoring frame before `predict`.
 
-Nothing here imports MLflow at module level: reading a schema from a local file needs only the stdlib.
+Nothing here imports MLflow at module level: reading a schema file needs only the stdlib.
 """
 
 from __future__ import annotations
@@ -21,25 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.errors import SchemaMismatchError
+
 if TYPE_CHECKING:
     import pandas as pd
 
 SCHEMA_FILE_NAME = "column_schema.json.gz"
-# Where the schema sits inside a logged model's directory (MLflow copies `extra_files` there).
-MODEL_SCHEMA_PATH = f"extra_files/{SCHEMA_FILE_NAME}"
 SCHEMA_FORMAT = "toolkit.column_schema"
 SCHEMA_VERSION = 1
 # Shown per kind of problem in an error; the counts are always complete.
 _SHOWN = 5
 
 
-class SchemaMismatchError(ValueError):
-    """A scoring frame does not match the training columns; the message lists what differs."""
+def model_schema_path() -> str:
+    """Where the schema sits inside a logged model's directory: MLflow copies `extra_files` into its own
+    folder of the model."""
+    from mlflow.utils.model_utils import EXTRA_FILES_KEY
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(f"the frame does not match the model's training columns:\n{lines}")
+    return f"{EXTRA_FILES_KEY}/{SCHEMA_FILE_NAME}"
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class ColumnSchema:
         return cls(names, dtypes)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write gzip'd JSON. Level 6 is gzip's default: 500,000 names take about 1.2 MB."""
+        """Write gzip'd JSON at gzip's default level, which suits column names well."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         # mtime=0 keeps the bytes reproducible for identical schemas.
@@ -103,12 +102,13 @@ class ColumnSchema:
         """Read a schema file, or the schema inside a model directory (MLmodel next to `extra_files/`)."""
         source = Path(path)
         if source.is_dir():
-            for candidate in (source / MODEL_SCHEMA_PATH, source / SCHEMA_FILE_NAME):
+            in_model = model_schema_path()
+            for candidate in (source / in_model, source / SCHEMA_FILE_NAME):
                 if candidate.is_file():
                     source = candidate
                     break
             else:
-                raise FileNotFoundError(f"{path}: no {MODEL_SCHEMA_PATH} or {SCHEMA_FILE_NAME} in this directory")
+                raise FileNotFoundError(f"{path}: no {in_model} or {SCHEMA_FILE_NAME} in this directory")
         data = source.read_bytes()
         # The file is stored gzip'd, but MLflow uploads it with `Content-Encoding: gzip` (mimetypes' guess
         # for `.gz`), so an HTTP download through the tracking server arrives already decompressed.
@@ -118,8 +118,8 @@ class ColumnSchema:
 
 
 def dtype_names(frame: pd.DataFrame) -> list[str]:
-    """numpy's name of each column's dtype. `str(dtype)` costs ~6 us (3 s at 500,000 columns); wide
-    frames have a handful of distinct dtypes, so each is named once."""
+    """numpy's name of each column's dtype. `str(dtype)` is slow enough to matter once per column of a
+    wide frame, and wide frames have a handful of distinct dtypes, so each is named once."""
     names: dict[Any, str] = {}
     return [names[d] if d in names else names.setdefault(d, str(d)) for d in frame.dtypes]
 
@@ -150,13 +150,13 @@ def check_schema(frame: pd.DataFrame, schema: ColumnSchema, *, reorder: bool = T
 
     Same columns in another order: reordered (a copy) when `reorder`, else an error. Missing, extra or
     duplicated columns and dtype changes: `SchemaMismatchError` naming the first few of each, with counts.
-    The checks are set and array operations, linear in the column count (well under a second at 500,000).
+    The checks are set and list operations, linear in the column count.
     """
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    # `tolist` and list equality run in C; iterating pandas' (Arrow) string index in Python costs 0.2 s here.
+    # `tolist` and list equality run in C; iterating pandas' (Arrow) string index in Python is much slower.
     columns = frame.columns.tolist()
     if not all(type(c) is str for c in columns):
         columns = [str(c) for c in columns]
@@ -240,10 +240,9 @@ def load_model_schema(
         else:
             assert model_uri is not None
             uri = model_uri
+        in_model = model_schema_path()
         try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{uri.rstrip('/')}/{MODEL_SCHEMA_PATH}", dst_path=tmp
-            )
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/{in_model}", dst_path=tmp)
         except Exception as exc:
-            raise LookupError(f"{model_id or uri}: no {MODEL_SCHEMA_PATH} could be read ({exc})") from exc
+            raise LookupError(f"{model_id or uri}: no {in_model} could be read ({exc})") from exc
         return ColumnSchema.read(local)

@@ -24,7 +24,7 @@ class TrackingSession:
     credentials_source: str
     big_schema: bool
     autolog: bool
-    # The keyword arguments `mlflow.sklearn.autolog` was called with (restored after each decorated run).
+    # The keyword arguments `mlflow_init` called `mlflow.sklearn.autolog` with (empty with autolog off).
     autolog_settings: dict[str, Any] = field(default_factory=dict)
 
 
