@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from toolkit.config_types import AwsRegion, MlflowVersion, StackName
 from toolkit.errors import ConfigError, config_error_from_validation
 
 STACK_OUTPUT_NAME = "client_config"
@@ -26,12 +27,12 @@ class ClientConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stack: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
+    stack: StackName
     tracking_uri: str
     artifact_store_uri: str
-    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    region: AwsRegion
     credentials_secret_id: Annotated[str, Field(min_length=1)]
-    mlflow_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
+    mlflow_version: MlflowVersion
     # Only set for the local platform, whose AWS APIs are emulated on 127.0.0.1.
     aws_endpoint_url: str | None = None
 

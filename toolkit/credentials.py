@@ -5,11 +5,13 @@ The values are handed to MLflow in-process and never printed, logged or written 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
+from mlflow_platform.server.contract import AdminSecret
 from toolkit.aws import client_for, explain_aws_error
 from toolkit.client_config import ClientConfig
 from toolkit.errors import ConfigError
@@ -33,16 +35,22 @@ def resolve_credentials(config: ClientConfig, environ: Mapping[str, str] | None 
 
 
 def read_credentials_secret(config: ClientConfig) -> Credentials:
-    """Read `{"username": ..., "password": ...}` from the stack's Secrets Manager secret."""
+    """Read the stack's admin secret (the server's `AdminSecret` payload) from Secrets Manager."""
     secret_id = config.credentials_secret_id
     try:
         response = client_for("secretsmanager", config).get_secret_value(SecretId=secret_id)
     except Exception as exc:
         raise explain_aws_error(exc, doing=f"reading the MLflow credentials secret {secret_id}") from exc
     try:
-        payload = json.loads(response["SecretString"])
-        return Credentials(str(payload["username"]), str(payload["password"]), source=f"Secrets Manager {secret_id}")
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError(
-            f"secret {secret_id}", ['SecretString: expected JSON {"username": ..., "password": ...}']
-        ) from None
+        admin = AdminSecret.model_validate_json(response["SecretString"])
+    except ValidationError as exc:
+        # Keys and rules only, never pydantic's own text: it could quote part of the secret.
+        problems = [
+            f"SecretString.{'.'.join(map(str, error['loc']))}: "
+            + ("missing" if error["type"] == "missing" else str(error["msg"]).removeprefix("Value error, "))
+            if error["loc"]
+            else 'SecretString: expected JSON {"username": ..., "password": ...}'
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigError(f"secret {secret_id}", problems) from None
+    return Credentials(admin.username, admin.password.get_secret_value(), source=f"Secrets Manager {secret_id}")

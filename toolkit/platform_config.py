@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlflow_platform.server.contract import DEFAULT_WORKERS, Workers
+from toolkit.config_types import AwsRegion, MlflowVersion
 from toolkit.errors import ConfigError, config_error_from_validation
 
 # Fargate's valid (cpu units -> memory MiB) combinations, from the ECS task-size table.
@@ -55,7 +57,6 @@ LOG_RETENTION_DAYS = (
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -127,14 +128,14 @@ class DatabaseConfig(_Section):
 class ServerConfig(_Section):
     """The MLflow tracking server on ECS Fargate."""
 
-    mlflow_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = Field(default_factory=default_mlflow_version)
+    mlflow_version: MlflowVersion = Field(default_factory=default_mlflow_version)
     cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = 1024
     memory_mib: Annotated[int, Field(ge=512)] = 2048
     desired_count: Annotated[int, Field(ge=0, le=100)] = 1
     min_count: Annotated[int, Field(ge=0, le=100)] = 1
     max_count: Annotated[int, Field(ge=1, le=100)] = 2
     cpu_target_percent: Annotated[int, Field(ge=10, le=90)] = 60
-    workers: Annotated[int, Field(ge=1, le=32)] = 2
+    workers: Workers = DEFAULT_WORKERS
     image: str | None = None
     serve_artifacts: bool = True
     log_retention_days: int = 90
@@ -226,7 +227,7 @@ class PlatformConfig(_Section):
     """The whole stack configuration. Build it with `PlatformConfig.from_stack_config` or `parse`."""
 
     environment: Literal["dev", "prod"] = "dev"
-    region: Annotated[str, Field(pattern=_REGION.pattern)]
+    region: AwsRegion
     name: Annotated[str, Field(pattern=_NAME.pattern)] = "mlflow"
     network: NetworkConfig = NetworkConfig()
     database: DatabaseConfig = DatabaseConfig()

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from mlflow_platform.infra.server_credentials import generated_password, stored_secret
+from mlflow_platform.server.contract import DatabaseSecret
 from toolkit.platform_config import DatabaseConfig
 
 POSTGRES_PORT = 5432
@@ -127,17 +128,17 @@ class MetadataStore(pulumi.ComponentResource):
             opts=child,
         )
 
-        connection = pulumi.Output.json_dumps(
-            {
-                "engine": "postgres",
-                "host": instance.address,
-                "port": instance.port,
-                "dbname": DATABASE_NAME,
-                "username": MASTER_USERNAME,
-                "password": password,
-                # The server refuses to fall back to plain text even if the parameter group were changed.
-                "sslmode": "require",
-            }
+        # The payload the server parses (`contract.DatabaseSecret`), validated here at deploy time too.
+        # `require`: the server refuses to fall back to plain text even if the parameter group changed.
+        connection = pulumi.Output.all(instance.address, instance.port, password).apply(
+            lambda values: DatabaseSecret(
+                host=values[0],
+                port=values[1],
+                dbname=DATABASE_NAME,
+                username=MASTER_USERNAME,
+                password=values[2],
+                sslmode="require",
+            ).secret_string()
         )
         secret = stored_secret(
             f"{name}-connection",

@@ -22,7 +22,8 @@ from mlflow_platform.infra.metadata_store import MetadataStore, MetadataStoreArg
 from mlflow_platform.infra.network import FlowLogSettings, Network, NetworkArgs
 from mlflow_platform.infra.security_groups import SecurityGroups, SecurityGroupsArgs
 from mlflow_platform.infra.server_credentials import Credentials, CredentialsArgs
-from mlflow_platform.infra.tracking_server import CONTAINER_PORT, ServerSecrets, TrackingServer, TrackingServerArgs
+from mlflow_platform.infra.tracking_server import ServerSecrets, TrackingServer, TrackingServerArgs
+from mlflow_platform.server import contract
 from toolkit.client_config import STACK_OUTPUT_NAME
 from toolkit.errors import ConfigError
 from toolkit.platform_config import PlatformConfig
@@ -128,7 +129,7 @@ class MlflowPlatform(pulumi.ComponentResource):
                 vpc_id=network.vpc_id,
                 allowed_cidrs=[str(cidr) for cidr in config.access.allowed_cidrs],
                 listener_ports=listener_ports(config.access),
-                server_port=CONTAINER_PORT,
+                server_port=contract.LISTEN_PORT,
             ),
             opts=child,
         )
@@ -154,7 +155,7 @@ class MlflowPlatform(pulumi.ComponentResource):
                 vpc_id=network.vpc_id,
                 subnet_ids=network.private_subnet_ids if config.access.internal else network.public_subnet_ids,
                 security_group_id=firewall.load_balancer_security_group_id,
-                target_port=CONTAINER_PORT,
+                target_port=contract.LISTEN_PORT,
                 deletion_protection=config.is_prod,
             ),
             opts=child,

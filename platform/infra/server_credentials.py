@@ -14,7 +14,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-ADMIN_USERNAME = "admin"
+from mlflow_platform.server.contract import ADMIN_USERNAME, AdminSecret
+
 # Letters and digits only: the values travel through URLs, ini files and HTTP basic auth unescaped.
 ADMIN_PASSWORD_LENGTH = 32
 FLASK_SECRET_KEY_LENGTH = 64
@@ -87,7 +88,9 @@ class Credentials(pulumi.ComponentResource):
             purpose="admin",
             description="MLflow admin user: JSON {username, password}; read by the server and the toolkit",
             kms_key_arn=args.kms_key_arn,
-            value=pulumi.Output.json_dumps({"username": ADMIN_USERNAME, "password": admin_password}),
+            value=admin_password.apply(
+                lambda password: AdminSecret(username=ADMIN_USERNAME, password=password).secret_string()
+            ),
             parent=self,
         )
         # MLflow needs the same key on every task and worker, or sessions and CSRF tokens break across them.

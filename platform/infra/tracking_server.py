@@ -20,11 +20,10 @@ import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
 from mlflow_platform.infra.policies import caller_identity, partition, policy_document, service_assume_role_policy
-from mlflow_platform.server import contract as server_env
+from mlflow_platform.server import contract
 from toolkit.platform_config import ServerConfig
 
 CONTAINER_NAME = "mlflow"
-CONTAINER_PORT = 5000
 # The non-root user the image creates (platform/server/Dockerfile: `useradd --uid 10001`); ECS enforces it too.
 CONTAINER_USER = "10001:10001"
 # The root filesystem is read-only; the one writable path is a task-scoped bind mount at /tmp (the
@@ -33,7 +32,6 @@ CONTAINER_USER = "10001:10001"
 # platform/server/Dockerfile does (`chmod 1777 /tmp`, `VOLUME ["/tmp"]`), so the non-root user can write it.
 SCRATCH_VOLUME = "scratch"
 SCRATCH_PATH = "/tmp"  # noqa: S108 - a per-task bind mount, not a shared host directory
-LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside the private subnet; only the load balancer's group may connect
 # Database migrations run at start: give a new task time before the load balancer's verdict counts.
 HEALTH_CHECK_GRACE_SECONDS = 180
 ECR_KEEP_IMAGES = 30
@@ -79,7 +77,7 @@ def container_definitions(
             "user": CONTAINER_USER,
             "readonlyRootFilesystem": True,
             "mountPoints": [{"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}],
-            "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp", "name": "http"}],
+            "portMappings": [{"containerPort": contract.LISTEN_PORT, "protocol": "tcp", "name": "http"}],
             "environment": [{"name": key, "value": value} for key, value in sorted(environment.items())],
             "secrets": [{"name": key, "valueFrom": arn} for key, arn in sorted(secrets.items())],
             # The image's tini is PID 1 already, so no ECS init process; no Linux capability is needed.
@@ -99,7 +97,7 @@ def container_definitions(
 
 @dataclass(frozen=True)
 class ServerSecrets:
-    """Secrets Manager ARNs, keyed by the variables of `server_env` that receive them."""
+    """Secrets Manager ARNs, keyed by the variables of `contract` that receive them."""
 
     database: pulumi.Input[str]
     admin: pulumi.Input[str]
@@ -107,9 +105,9 @@ class ServerSecrets:
 
     def by_variable(self) -> dict[str, pulumi.Input[str]]:
         return {
-            server_env.DATABASE_SECRET: self.database,
-            server_env.ADMIN_SECRET: self.admin,
-            server_env.FLASK_SECRET_KEY: self.flask_secret_key,
+            contract.DATABASE_SECRET: self.database,
+            contract.ADMIN_SECRET: self.admin,
+            contract.FLASK_SECRET_KEY: self.flask_secret_key,
         }
 
 
@@ -244,11 +242,11 @@ class TrackingServer(pulumi.ComponentResource):
         )
 
         environment: dict[str, pulumi.Input[str]] = {
-            server_env.ARTIFACTS_DESTINATION: pulumi.Output.concat("s3://", args.bucket_name),
-            server_env.ALLOWED_HOSTS: pulumi.Output.from_input(args.allowed_hosts).apply(",".join),
-            server_env.WORKERS: str(config.workers),
-            server_env.HOST: LISTEN_HOST,
-            server_env.PORT: str(CONTAINER_PORT),
+            contract.ARTIFACTS_DESTINATION: pulumi.Output.concat("s3://", args.bucket_name),
+            contract.ALLOWED_HOSTS: pulumi.Output.from_input(args.allowed_hosts).apply(",".join),
+            contract.WORKERS: str(config.workers),
+            contract.HOST: contract.LISTEN_HOST,
+            contract.PORT: str(contract.LISTEN_PORT),
             "AWS_DEFAULT_REGION": args.region,
             "HOME": SCRATCH_PATH,  # the only writable path: anything a library caches under ~ lands there
         }
@@ -297,7 +295,7 @@ class TrackingServer(pulumi.ComponentResource):
                 aws.ecs.ServiceLoadBalancerArgs(
                     target_group_arn=args.target_group_arn,
                     container_name=CONTAINER_NAME,
-                    container_port=CONTAINER_PORT,
+                    container_port=contract.LISTEN_PORT,
                 )
             ],
             enable_execute_command=False,

@@ -31,11 +31,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from toolkit.aws import LOCAL_EMULATOR_KEY
+
 _logger = logging.getLogger("mlflow_platform.local.moto_server")
 
 READY_PATH = "/_mlflow_platform/ready"
-DUMMY_ACCESS_KEY = "local"  # moto accepts any credentials; these are not secrets
-DUMMY_SECRET_KEY = "local"  # noqa: S105 - moto's placeholder credential, not a secret
 SYNC_DEBOUNCE_SECONDS = 0.5
 _WRITE_TARGETS = {
     "secretsmanager": (
@@ -78,7 +78,7 @@ class StateMirror:
         import boto3
 
         return boto3.session.Session(
-            aws_access_key_id=DUMMY_ACCESS_KEY, aws_secret_access_key=DUMMY_SECRET_KEY, region_name=self.region
+            aws_access_key_id=LOCAL_EMULATOR_KEY, aws_secret_access_key=LOCAL_EMULATOR_KEY, region_name=self.region
         ).client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
 
     # --- noting changes -------------------------------------------------------------------------

@@ -38,8 +38,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
+from mlflow_platform.local.postgres import SUPERUSER as POSTGRES_SUPERUSER
 from mlflow_platform.local.postgres import PostgresCluster, PostgresError
-from mlflow_platform.server import contract as server_env
+from mlflow_platform.server import contract
+from mlflow_platform.server.contract import ADMIN_USERNAME, AdminSecret, DatabaseSecret
+from toolkit.aws import LOCAL_EMULATOR_KEY, aws_client
 from toolkit.client_config import ClientConfig, ssm_parameter_name
 
 DATA_DIR_ENV = "MLFLOW_PLATFORM_DATA_DIR"
@@ -50,8 +53,6 @@ ADMIN_SECRET_ID = "mlflow-platform/local/admin"  # noqa: S105 - a secret's name
 FLASK_SECRET_ID = "mlflow-platform/local/flask-secret-key"  # noqa: S105 - a secret's name
 DATABASE_SECRET_ID = "mlflow-platform/local/database"  # noqa: S105 - a secret's name
 DATABASE_NAME = "mlflow"
-ADMIN_USERNAME = "admin"
-DUMMY_AWS_KEY = "local"  # moto accepts any credentials
 SERVER_START_TIMEOUT_SECONDS = 240.0
 MOTO_START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -346,11 +347,7 @@ class LocalPlatform:
             raise LocalPlatformError(str(exc)) from None
 
     def aws_client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.session.Session(
-            aws_access_key_id=DUMMY_AWS_KEY, aws_secret_access_key=DUMMY_AWS_KEY, region_name=REGION
-        ).client(service, endpoint_url=self.moto_endpoint)  # type: ignore[call-overload]
+        return aws_client(service, region=REGION, endpoint_url=self.moto_endpoint)
 
     def _provision(self) -> None:
         """What the AWS stack creates, created only when missing (moto restores earlier state)."""
@@ -361,20 +358,17 @@ class LocalPlatform:
         if BUCKET not in existing:
             s3.create_bucket(Bucket=BUCKET)
         wanted = {
-            ADMIN_SECRET_ID: json.dumps({"username": ADMIN_USERNAME, "password": seed["admin_password"]}),
+            ADMIN_SECRET_ID: AdminSecret(username=ADMIN_USERNAME, password=seed["admin_password"]).secret_string(),
             FLASK_SECRET_ID: seed["flask_secret_key"],
         }
         if settings["database"] == "postgresql":
-            wanted[DATABASE_SECRET_ID] = json.dumps(
-                {
-                    "engine": "postgres",
-                    "host": "127.0.0.1",
-                    "port": self.ports().postgres,
-                    "dbname": DATABASE_NAME,
-                    "username": "mlflow",
-                    "password": seed["database_password"],
-                }
-            )
+            wanted[DATABASE_SECRET_ID] = DatabaseSecret(
+                host="127.0.0.1",
+                port=self.ports().postgres,
+                dbname=DATABASE_NAME,
+                username=POSTGRES_SUPERUSER,
+                password=seed["database_password"],
+            ).secret_string()
         client = self.aws_client("secretsmanager")
         for secret_id, value in wanted.items():
             try:
@@ -382,11 +376,12 @@ class LocalPlatform:
             except client.exceptions.ResourceNotFoundException:
                 client.create_secret(Name=secret_id, SecretString=value)
                 continue
-            if secret_id == DATABASE_SECRET_ID and json.loads(current).get("port") != self.ports().postgres:
-                # Only the port may move between runs (`--postgres-port`); keep the rest as it is.
-                client.put_secret_value(
-                    SecretId=secret_id, SecretString=json.dumps({**json.loads(current), "port": self.ports().postgres})
-                )
+            if secret_id == DATABASE_SECRET_ID:
+                stored = DatabaseSecret.model_validate_json(current)
+                if stored.port != self.ports().postgres:
+                    # Only the port may move between runs (`--postgres-port`); keep the rest as it is.
+                    moved = stored.model_copy(update={"port": self.ports().postgres})
+                    client.put_secret_value(SecretId=secret_id, SecretString=moved.secret_string())
         self.aws_client("ssm").put_parameter(
             Name=ssm_parameter_name(STACK),
             Value=self.client_config().model_dump_json(),
@@ -416,26 +411,26 @@ class LocalPlatform:
         environment = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
         environment.update(
             {
-                server_env.ADMIN_SECRET: self.read_secret(ADMIN_SECRET_ID),
-                server_env.FLASK_SECRET_KEY: self.read_secret(FLASK_SECRET_ID),
-                server_env.ARTIFACTS_DESTINATION: f"s3://{BUCKET}",
-                server_env.ALLOWED_HOSTS: ",".join(settings.get("allowed_hosts", [])),
-                server_env.WORKERS: str(settings.get("workers", 1)),
-                server_env.HOST: "127.0.0.1",
-                server_env.PORT: str(self.ports().server),
-                server_env.AUTH_CONFIG_DIR: str(self.auth_config_dir),
+                contract.ADMIN_SECRET: self.read_secret(ADMIN_SECRET_ID),
+                contract.FLASK_SECRET_KEY: self.read_secret(FLASK_SECRET_ID),
+                contract.ARTIFACTS_DESTINATION: f"s3://{BUCKET}",
+                contract.ALLOWED_HOSTS: ",".join(settings.get("allowed_hosts", [])),
+                contract.WORKERS: str(settings.get("workers", 1)),
+                contract.HOST: "127.0.0.1",
+                contract.PORT: str(self.ports().server),
+                contract.AUTH_CONFIG_DIR: str(self.auth_config_dir),
                 "AWS_ENDPOINT_URL": self.moto_endpoint,
                 "MLFLOW_S3_ENDPOINT_URL": self.moto_endpoint,
-                "AWS_ACCESS_KEY_ID": DUMMY_AWS_KEY,
-                "AWS_SECRET_ACCESS_KEY": DUMMY_AWS_KEY,
+                "AWS_ACCESS_KEY_ID": LOCAL_EMULATOR_KEY,
+                "AWS_SECRET_ACCESS_KEY": LOCAL_EMULATOR_KEY,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
             }
         )
         if settings.get("database") == "postgresql":
-            environment[server_env.DATABASE_SECRET] = self.read_secret(DATABASE_SECRET_ID)
+            environment[contract.DATABASE_SECRET] = self.read_secret(DATABASE_SECRET_ID)
         else:
-            environment[server_env.DATABASE_URI] = f"sqlite:///{self.sqlite_path}"
+            environment[contract.DATABASE_URI] = f"sqlite:///{self.sqlite_path}"
         return environment
 
     # --- the server ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The ECS task, the local platform and the tests all run this module, so what the tests verify is what
 runs in AWS. In order:
 
-1. read and validate the settings from the environment (`server_settings`), before importing MLflow,
+1. read and validate the settings from the environment (`settings`), before importing MLflow,
    so a wrong task definition fails fast with one line naming the variable;
 2. serialize the rest of the start-up across tasks with a PostgreSQL advisory lock (a file lock for
    the local SQLite file): two tasks starting at once against an empty database would otherwise both
@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mlflow_platform.server import contract as server_env
+from mlflow_platform.server import contract
 from mlflow_platform.server.settings import ServerSettings, SettingsError
 
 _logger = logging.getLogger("mlflow_platform.server")
@@ -66,7 +66,7 @@ def main() -> NoReturn:
         _die(f"invalid settings: {exc}", status=2)
     try:
         prepare_database(settings)
-        auth_config = write_auth_config(settings, _auth_config_dir(os.environ))
+        auth_config = write_auth_config(settings, _auth_config_dir(settings))
     except StartupError as exc:
         _die(str(exc), status=1)
     except Exception as exc:
@@ -120,12 +120,12 @@ def mlflow_server_environment(
     environment = {
         name: value
         for name, value in environ.items()
-        if name not in (server_env.DATABASE_SECRET, server_env.ADMIN_SECRET, server_env.DATABASE_URI)
+        if name not in (contract.DATABASE_SECRET, contract.ADMIN_SECRET, contract.DATABASE_URI)
         and name not in _OVERRIDDEN_MLFLOW_VARIABLES
     }
     environment["MLFLOW_BACKEND_STORE_URI"] = settings.database_uri.get_secret_value()
     environment["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config)
-    environment[server_env.FLASK_SECRET_KEY] = settings.flask_secret_key.get_secret_value()
+    environment[contract.FLASK_SECRET_KEY] = settings.flask_secret_key.get_secret_value()
     # MLflow's job runner (GenAI scorers, a huey consumer per task) is not used by this platform;
     # an explicit value in the task definition still wins.
     environment.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -134,9 +134,10 @@ def mlflow_server_environment(
     return environment
 
 
-def _auth_config_dir(environ: Mapping[str, str]) -> Path:
-    configured = environ.get(server_env.AUTH_CONFIG_DIR, "").strip()
-    return Path(configured) if configured else Path(tempfile.mkdtemp(prefix="mlflow-platform-auth-"))
+def _auth_config_dir(settings: ServerSettings) -> Path:
+    if settings.auth_config_dir is not None:
+        return settings.auth_config_dir
+    return Path(tempfile.mkdtemp(prefix="mlflow-platform-auth-"))
 
 
 def write_auth_config(settings: ServerSettings, folder: Path) -> Path:
@@ -187,7 +188,7 @@ def _startup_lock(settings: ServerSettings, uri: str) -> Iterator[None]:
 def _sqlite_path(uri: str) -> str:
     path = uri.split(":///", 1)[-1].split("?", 1)[0]
     if not path or path == ":memory:":
-        raise StartupError(f"{server_env.DATABASE_URI}: expected a SQLite file, sqlite:////absolute/path.db")
+        raise StartupError(f"{contract.DATABASE_URI}: expected a SQLite file, sqlite:////absolute/path.db")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return path
 

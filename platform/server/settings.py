@@ -1,34 +1,28 @@
-"""The server entrypoint's settings, read from the environment of the ECS task (or the local platform).
+"""The entrypoint's settings, read from the environment of the ECS task (or the local platform).
 
-Validation happens before MLflow is imported, so a wrong task definition fails in a second with one
-line that names the variable. Secret values never appear in an error: for the variables listed in
-`server_env.SECRET_VARIABLES` only the key and what was expected are reported, never the input.
+pydantic-settings reads the variables named in `contract` (each field's alias is its variable), with
+`hide_input_in_errors` so a secret can never reach an error message; the errors are then reported one
+line per variable, naming it and what was expected, and showing the given value only for variables that
+are not secret. Validation happens before MLflow is imported, so a wrong task definition fails in a
+second instead of after MLflow's start-up.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
-from mlflow_platform.server import contract as server_env
+from mlflow_platform.server import contract
+from mlflow_platform.server.contract import AdminSecret, AuthCacheSeconds, DatabaseSecret, Port, Workers
 
-# MLflow refuses admin passwords shorter than this (mlflow.utils.validation._validate_password).
-MIN_ADMIN_PASSWORD_LENGTH = 12
-DEFAULT_WORKERS = 2
-# MLflow's basic auth verifies the password (PBKDF2, deliberately slow: ~0.1-0.2 s of CPU here) on every
-# request; a tracked fit makes dozens. A verified password is cached, HMAC-keyed, for this long in each
-# server process. The price: a password changed or a user deleted through the API on one worker is
-# still accepted by the other workers and tasks for up to this long (a restart clears every cache).
-DEFAULT_AUTH_CACHE_SECONDS = 30
-DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - inside the task's private subnet, behind the load balancer
-DEFAULT_PORT = 5000
-# The image installs psycopg2 (the `server` extra); SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3.
-POSTGRES_DRIVER = "postgresql+psycopg2"
+__all__ = ["ServerSettings", "SettingsError"]
 
 # MLflow's default Host allow-list, kept when we add the configured names: `--allowed-hosts` replaces
 # the default instead of extending it (mlflow/server/security_utils.py, checked in MLflow 3.17.2), and
@@ -38,71 +32,163 @@ PRIVATE_IP_HOST_PATTERNS = ("10.*", "192.168.*", *(f"172.{i}.*" for i in range(1
 
 # Set by the ECS agent in every task: where a container-local SQLite file would be lost on restart.
 ECS_METADATA_ENV = "ECS_CONTAINER_METADATA_URI_V4"
+_NO_DATABASE = (
+    f"{contract.DATABASE_SECRET}: required (JSON with host, port, dbname, username, password), "
+    f"or {contract.DATABASE_URI} for a password-less URI"
+)
+# What a missing variable should hold, for the error message.
+_EXPECTED = {
+    contract.ADMIN_SECRET: 'JSON {"username": ..., "password": ...}',
+    contract.FLASK_SECRET_KEY: "a random string, the same on every task",
+    contract.ARTIFACTS_DESTINATION: "s3://bucket[/prefix]",
+}
+_SQLITE_ON_ECS = "a SQLite file inside an ECS task is lost when the task restarts; use the database secret"
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message is one line naming the variable(s)."""
 
 
-class DatabaseSecret(BaseModel):
-    """The RDS-style connection secret (the shape Secrets Manager's RDS templates use)."""
+class _GivenEnvironment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (the process environment by default)."""
 
-    model_config = ConfigDict(extra="ignore")
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
 
-    engine: Literal["postgres", "postgresql"] = "postgres"
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 5432
-    dbname: Annotated[str, Field(min_length=1)]
-    username: Annotated[str, Field(min_length=1)]
-    password: SecretStr
-    # Optional libpq sslmode (RDS for PostgreSQL 15+ forces TLS; libpq's default `prefer` works with it).
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
-
-    def sqlalchemy_uri(self) -> str:
-        from sqlalchemy.engine import URL
-
-        url = URL.create(
-            POSTGRES_DRIVER,
-            username=self.username,
-            password=self.password.get_secret_value(),
-            host=self.host,
-            port=self.port,
-            database=self.dbname,
-            query={"sslmode": self.sslmode} if self.sslmode else {},
-        )
-        return url.render_as_string(hide_password=False)
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, True, True, None)
 
 
-class AdminSecret(BaseModel):
-    """The MLflow admin user; the toolkit signs in with the same secret."""
+class ServerSettings(BaseSettings):
+    """Everything the entrypoint needs. Build it with `from_environ`, which raises `SettingsError`."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(
+        case_sensitive=True, env_ignore_empty=True, hide_input_in_errors=True, extra="ignore", frozen=True
+    )
 
-    username: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@+-]+$")]
-    password: SecretStr
+    database: Annotated[DatabaseSecret | None, NoDecode] = Field(None, validation_alias=contract.DATABASE_SECRET)
+    plain_database_uri: str | None = Field(None, validation_alias=contract.DATABASE_URI)
+    admin: Annotated[AdminSecret, NoDecode] = Field(validation_alias=contract.ADMIN_SECRET)
+    flask_secret_key: SecretStr = Field(validation_alias=contract.FLASK_SECRET_KEY)
+    artifacts_destination: str = Field(validation_alias=contract.ARTIFACTS_DESTINATION)
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias=contract.ALLOWED_HOSTS)
+    workers: Workers = Field(contract.DEFAULT_WORKERS, validation_alias=contract.WORKERS)
+    auth_cache_seconds: AuthCacheSeconds = Field(
+        contract.DEFAULT_AUTH_CACHE_SECONDS, validation_alias=contract.AUTH_CACHE_SECONDS
+    )
+    host: Annotated[str, Field(min_length=1)] = Field(contract.LISTEN_HOST, validation_alias=contract.HOST)
+    port: Port = Field(contract.LISTEN_PORT, validation_alias=contract.PORT)
+    auth_config_dir: Path | None = Field(None, validation_alias=contract.AUTH_CONFIG_DIR)
+    running_on_ecs: bool = Field(False, validation_alias=ECS_METADATA_ENV)
 
-    @field_validator("password")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < MIN_ADMIN_PASSWORD_LENGTH:
-            raise ValueError(f"password: must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters (MLflow's rule)")
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `from_environ` reads the environment it is given; no dotenv or secrets directory in a container.
+        return (init_settings,)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """Read and validate every setting; raise `SettingsError` listing all problems on one line."""
+        environ = os.environ if environ is None else environ
+        values = _GivenEnvironment(cls, environ)()
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = _problems(exc, environ)
+        # A check across variables runs only once every variable is valid; say it now too.
+        if contract.DATABASE_SECRET not in values and contract.DATABASE_URI not in values:
+            problems.insert(0, _NO_DATABASE)
+        raise SettingsError("; ".join(dict.fromkeys(problems)))
+
+    # --- field checks -----------------------------------------------------------------------------------
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_json(cls, value: Any) -> Any:
+        return _secret_json(DatabaseSecret, value)
+
+    @field_validator("admin", mode="before")
+    @classmethod
+    def _admin_json(cls, value: Any) -> Any:
+        return _secret_json(AdminSecret, value)
+
+    @field_validator("running_on_ecs", mode="before")
+    @classmethod
+    def _set_at_all(cls, value: Any) -> bool:
+        return bool(value)
+
+    @field_validator("flask_secret_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < contract.FLASK_SECRET_KEY_MIN_LENGTH:
+            raise ValueError(
+                f"too short, expected at least {contract.FLASK_SECRET_KEY_MIN_LENGTH} characters "
+                "(a random string, the same on every task)"
+            )
         return value
 
+    @field_validator("artifacts_destination")
+    @classmethod
+    def _s3_destination(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError("expected s3://bucket[/prefix]")
+        return value.strip().rstrip("/")
 
-class ServerSettings(BaseModel):
-    """Everything the entrypoint needs; built by `from_environ`, which reports errors by variable name."""
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated_hosts(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        hosts = tuple(host.strip() for host in value.split(",") if host.strip())
+        if not all(_valid_host(host) for host in hosts):
+            raise ValueError(
+                "expected comma-separated host names such as mlflow.example.org or my-alb-123.elb.amazonaws.com"
+            )
+        return hosts
 
-    model_config = ConfigDict(frozen=True)
+    @field_validator("plain_database_uri")
+    @classmethod
+    def _password_less_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        uri = value.strip()
+        scheme = uri.split(":", 1)[0].lower()
+        if scheme not in ("sqlite", "postgres", "postgresql", contract.POSTGRES_DRIVER):
+            raise ValueError(f"scheme {scheme!r} not supported, expected sqlite:///path or postgresql://host/db")
+        if urlsplit(uri).password:
+            raise ValueError("must not contain a password; pass the connection as the database secret instead")
+        for prefix in ("postgresql://", "postgres://"):
+            if uri.startswith(prefix):
+                return contract.POSTGRES_DRIVER + "://" + uri[len(prefix) :]
+        return uri
 
-    database_uri: SecretStr
-    admin: AdminSecret
-    flask_secret_key: SecretStr
-    artifacts_destination: str
-    allowed_hosts: tuple[str, ...] = ()
-    workers: Annotated[int, Field(ge=1, le=64)] = DEFAULT_WORKERS
-    auth_cache_seconds: Annotated[int, Field(ge=0, le=3600)] = DEFAULT_AUTH_CACHE_SECONDS
-    host: Annotated[str, Field(min_length=1)] = DEFAULT_HOST
-    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PORT
+    @model_validator(mode="after")
+    def _one_database(self) -> ServerSettings:
+        if self.database is not None and self.plain_database_uri is not None:
+            raise ValueError(f"{contract.DATABASE_SECRET} and {contract.DATABASE_URI}: set only one of them")
+        if self.database is None and self.plain_database_uri is None:
+            raise ValueError(_NO_DATABASE)
+        if self.database_kind == "sqlite" and self.running_on_ecs:
+            raise ValueError(f"{contract.DATABASE_URI}: {_SQLITE_ON_ECS}")
+        return self
+
+    # --- what the entrypoint uses -----------------------------------------------------------------------
+
+    @property
+    def database_uri(self) -> SecretStr:
+        """The SQLAlchemy URI of the tracking (and auth) database, password included."""
+        if self.database is not None:
+            return SecretStr(self.database.sqlalchemy_uri())
+        return SecretStr(self.plain_database_uri or "")
 
     @property
     def database_kind(self) -> Literal["postgresql", "sqlite"]:
@@ -124,9 +210,9 @@ class ServerSettings(BaseModel):
     def mlflow_cors_allowed_origins(self) -> str | None:
         """The value for `--cors-allowed-origins`: the UI served on a configured name is the same origin.
 
-        Without it MLflow's CORS guard (3.5+) answers 403 to every state-changing API call whose Origin
-        is not localhost, and browsers send an Origin with same-origin POSTs: the UI on the domain
-        could not even search runs (POST /ajax-api/2.0/mlflow/runs/search).
+        Without it MLflow's CORS guard answers 403 to every state-changing API call whose Origin is not
+        localhost, and browsers send an Origin with same-origin POSTs: the UI on the domain could not
+        even search runs (POST /ajax-api/2.0/mlflow/runs/search).
         """
         origins: list[str] = []
         for name in self.allowed_hosts:
@@ -138,136 +224,47 @@ class ServerSettings(BaseModel):
                     origins.append(f"{scheme}://{name}:*")
         return ",".join(origins) or None
 
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        """Read and validate every setting; raise `SettingsError` listing all problems on one line."""
-        environ = os.environ if environ is None else environ
-        problems: list[str] = []
-        values: dict[str, Any] = {}
 
-        database_secret = environ.get(server_env.DATABASE_SECRET, "").strip()
-        database_uri = environ.get(server_env.DATABASE_URI, "").strip()
-        if database_secret and database_uri:
-            problems.append(f"{server_env.DATABASE_SECRET} and {server_env.DATABASE_URI}: set only one of them")
-        elif database_secret:
-            secret = _parse_secret(server_env.DATABASE_SECRET, database_secret, DatabaseSecret, problems)
-            if isinstance(secret, DatabaseSecret):
-                values["database_uri"] = secret.sqlalchemy_uri()
-        elif database_uri:
-            problem = _check_database_uri(database_uri, on_ecs=bool(environ.get(ECS_METADATA_ENV)))
-            if problem:
-                problems.append(f"{server_env.DATABASE_URI}: {problem}")
-            else:
-                values["database_uri"] = _with_psycopg2(database_uri)
-        else:
-            problems.append(
-                f"{server_env.DATABASE_SECRET}: required (JSON with host, port, dbname, username, password), "
-                f"or {server_env.DATABASE_URI} for a password-less URI"
-            )
-
-        admin_raw = environ.get(server_env.ADMIN_SECRET, "").strip()
-        if not admin_raw:
-            problems.append(f'{server_env.ADMIN_SECRET}: required (JSON {{"username": ..., "password": ...}})')
-        else:
-            admin = _parse_secret(server_env.ADMIN_SECRET, admin_raw, AdminSecret, problems)
-            if admin is not None:
-                values["admin"] = admin
-
-        flask_key = environ.get(server_env.FLASK_SECRET_KEY, "")
-        if not flask_key.strip():
-            problems.append(f"{server_env.FLASK_SECRET_KEY}: required (a random string, the same on every task)")
-        elif len(flask_key) < 16:
-            problems.append(f"{server_env.FLASK_SECRET_KEY}: too short, expected at least 16 characters")
-        else:
-            values["flask_secret_key"] = flask_key
-
-        destination = environ.get(server_env.ARTIFACTS_DESTINATION, "").strip()
-        parts = urlsplit(destination)
-        if not destination:
-            problems.append(f"{server_env.ARTIFACTS_DESTINATION}: required (s3://bucket[/prefix])")
-        elif parts.scheme != "s3" or not parts.netloc:
-            problems.append(f"{server_env.ARTIFACTS_DESTINATION}: got {destination!r}, expected s3://bucket[/prefix]")
-        else:
-            values["artifacts_destination"] = destination.rstrip("/")
-
-        hosts = tuple(h.strip() for h in environ.get(server_env.ALLOWED_HOSTS, "").split(",") if h.strip())
-        bad_hosts = [h for h in hosts if not _valid_host(h)]
-        if bad_hosts:
-            problems.append(
-                f"{server_env.ALLOWED_HOSTS}: got {', '.join(map(repr, bad_hosts))}, "
-                "expected comma-separated host names such as mlflow.example.org or my-alb-123.elb.amazonaws.com"
-            )
-        else:
-            values["allowed_hosts"] = hosts
-
-        for variable, key, low, high in (
-            (server_env.WORKERS, "workers", 1, 64),
-            (server_env.AUTH_CACHE_SECONDS, "auth_cache_seconds", 0, 3600),
-            (server_env.PORT, "port", 1, 65535),
-        ):
-            raw = environ.get(variable, "").strip()
-            if not raw:
-                continue
-            if not raw.isdigit() or not low <= int(raw) <= high:
-                problems.append(f"{variable}: got {raw!r}, expected an integer from {low} to {high}")
-            else:
-                values[key] = int(raw)
-        host = environ.get(server_env.HOST, "").strip()
-        if host:
-            values["host"] = host
-
-        if problems:
-            raise SettingsError("; ".join(problems))
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:  # pragma: no cover - the checks above cover every field
-            raise SettingsError(
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            ) from None
-
-
-def _parse_secret(variable: str, raw: str, model: type[BaseModel], problems: list[str]) -> BaseModel | None:
-    """Parse a JSON secret; report problems by key only, so that no part of the value is echoed."""
+def _secret_json(model: type[DatabaseSecret] | type[AdminSecret], value: Any) -> Any:
+    """Parse a secret's JSON; report problems by key only, so that no part of the value is echoed."""
+    if not isinstance(value, str):
+        return value
     try:
-        payload = json.loads(raw)
-    except ValueError:
-        problems.append(f"{variable}: not valid JSON (the value is a secret and is not shown)")
-        return None
-    if not isinstance(payload, dict):
-        problems.append(f"{variable}: expected a JSON object, got a JSON {type(payload).__name__}")
-        return None
-    try:
-        return model.model_validate(payload)
+        return model.model_validate_json(value)
     except ValidationError as exc:
+        problems: list[str] = []
         for error in exc.errors(include_url=False, include_input=False):
             key = ".".join(str(part) for part in error["loc"])
-            if error["type"] == "missing":
-                problems.append(f"{variable}: key {key!r} missing")
+            if error["type"] == "json_invalid":
+                problems.append("not valid JSON (the value is a secret and is not shown)")
+            elif error["type"] == "model_type":
+                problems.append("expected a JSON object")
+            elif error["type"] == "missing":
+                problems.append(f"key {key!r} missing")
             elif error["type"] == "value_error":
-                problems.append(f"{variable}: {str(error['msg']).removeprefix('Value error, ')}")
+                problems.append(f"{key}: {str(error['msg']).removeprefix('Value error, ')}")
             else:
-                problems.append(f"{variable}: key {key!r} malformed ({error['msg']})")
-        return None
+                problems.append(f"key {key!r} malformed ({error['msg']})")
+        raise ValueError(", ".join(problems)) from None
 
 
-def _check_database_uri(uri: str, *, on_ecs: bool) -> str | None:
-    scheme = uri.split(":", 1)[0].lower()
-    if scheme not in ("sqlite", "postgres", "postgresql", "postgresql+psycopg2"):
-        return f"scheme {scheme!r} not supported, expected sqlite:///path or postgresql://host/db"
-    if scheme == "sqlite" and on_ecs:
-        return "a SQLite file inside an ECS task is lost when the task restarts; use the database secret"
-    if "@" in uri.split("//", 1)[-1].split("/", 1)[0]:
-        parts = urlsplit(uri)
-        if parts.password:
-            return "must not contain a password; pass the connection as the database secret instead"
-    return None
-
-
-def _with_psycopg2(uri: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if uri.startswith(prefix):
-            return POSTGRES_DRIVER + "://" + uri[len(prefix) :]
-    return uri
+def _problems(exc: ValidationError, environ: Mapping[str, str]) -> list[str]:
+    """One `VARIABLE: what was expected` per error; the given value only for variables that are not secret."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be ", "expected ")
+        if not error["loc"]:  # a check across variables names them itself
+            problems.append(message)
+            continue
+        variable = str(error["loc"][0])
+        if error["type"] == "missing":
+            expected = _EXPECTED.get(variable)
+            problems.append(f"{variable}: required ({expected})" if expected else f"{variable}: required")
+        elif variable in contract.SECRET_VARIABLES or variable not in environ:
+            problems.append(f"{variable}: {message}")
+        else:
+            problems.append(f"{variable}: got {environ[variable].strip()!r}, {message}")
+    return problems
 
 
 def _valid_host(host: str) -> bool:

@@ -114,12 +114,12 @@ def test_ssm_is_the_last_resort_for_a_named_stack(aws_env: str) -> None:
 
 def test_credentials_env_first_then_the_stacks_secret(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = boto3.client("secretsmanager").create_secret(
-        Name="creds-test-admin", SecretString=json.dumps({"username": "admin", "password": "s3cr3t-pw"})
+        Name="creds-test-admin", SecretString=json.dumps({"username": "admin", "password": "s3cr3t-password"})
     )
     config = ClientConfig.parse({**CLIENT, "credentials_secret_id": secret["ARN"], "aws_endpoint_url": aws_env})
     credentials = resolve_credentials(config)
-    assert (credentials.username, credentials.password) == ("admin", "s3cr3t-pw")
-    assert "s3cr3t-pw" not in repr(credentials)
+    assert (credentials.username, credentials.password) == ("admin", "s3cr3t-password")
+    assert "s3cr3t-password" not in repr(credentials)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "from-env")
     assert resolve_credentials(config).username == "alice"
