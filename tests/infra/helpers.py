@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.infra.conftest import Deployment, Recorded
+from tests.infra.conftest import PROJECT, Deployment, Recorded, load_stack_file, pulumi_config_values
 
 # How the Pulumi wire format marks a secret value: {SECRET_SIG: SECRET_SIG_VALUE, "value": ...}.
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -107,15 +107,36 @@ def container_definitions(deployment: Deployment) -> list[dict[str, Any]]:
 
 
 def generated_secret_values(deployment: Deployment) -> list[str]:
-    """Every value pulumi-random generated (passwords, the Flask key)."""
+    """Every value pulumi-random generated (passwords, the Flask key); never none, so a check over them
+    always checks something."""
     values = []
     for record in deployment.of_type("random:index/randomPassword:RandomPassword"):
         value = record.state["result"]
         assert isinstance(value, str)
         assert len(value) >= 32
         values.append(value)
+    assert values, "the program generated no secret value to look for"
     return values
 
 
 def server_log_group(deployment: Deployment) -> Recorded:
     return next(g for g in deployment.of_type("aws:cloudwatch/logGroup:LogGroup") if g.name.endswith("-server-logs"))
+
+
+def stack_values(stack: str) -> dict[str, str]:
+    """The config map `pulumi up` hands the program for an example stack in `stacks/`."""
+    return pulumi_config_values(load_stack_file(stack))
+
+
+def with_section(values: dict[str, str], key: str, change: dict[str, Any]) -> dict[str, str]:
+    """A copy of `values` whose structured key `key` has `change` merged in."""
+    full_key = f"{PROJECT}:{key}"
+    section = json.loads(values[full_key]) if full_key in values else {}
+    return {**values, full_key: json.dumps({**section, **change})}
+
+
+def without(values: dict[str, str], key: str, *names: str) -> dict[str, str]:
+    """A copy of `values` whose structured key `key` lacks the entries `names`."""
+    full_key = f"{PROJECT}:{key}"
+    section = {name: value for name, value in json.loads(values[full_key]).items() if name not in names}
+    return {**values, full_key: json.dumps(section)}

@@ -1,10 +1,10 @@
-"""Stack config: both example stacks validate; a wrong one fails before any resource, naming the key;
-and the variants a stack may choose (existing VPC, prebuilt image, internal load balancer) build right."""
+"""Stack config as the program sees it: a wrong one fails before any resource, naming the key; the
+example stacks document every key; and the variants a stack may choose (existing VPC, prebuilt image,
+internal load balancer, another name) change what is declared."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pulumi
 import pytest
@@ -13,32 +13,19 @@ from tests.infra.conftest import (
     PROJECT,
     STACK_NAMES,
     STACKS,
-    load_stack_file,
-    pulumi_config_values,
+    Deployment,
+    deployment_of,
     run_failing_program,
     run_program,
 )
-from tests.infra.helpers import container_definitions, resource_id, role_policy, statements
-from toolkit.platform_config import PlatformConfig
-
-
-def _stack_values(stack: str) -> dict[str, str]:
-    return pulumi_config_values(load_stack_file(stack))
-
-
-def _with(values: dict[str, str], key: str, change: dict[str, Any]) -> dict[str, str]:
-    """A copy of `values` whose structured key `key` has `change` merged in."""
-    full_key = f"{PROJECT}:{key}"
-    section = json.loads(values[full_key]) if full_key in values else {}
-    return {**values, full_key: json.dumps({**section, **change})}
-
-
-@pytest.mark.parametrize("stack", STACK_NAMES)
-def test_example_stack_validates(stack: str) -> None:
-    data = load_stack_file(stack)
-    config = PlatformConfig.from_stack_config(pulumi_config_values(data), namespace=PROJECT)
-    assert config.environment == stack
-    assert config.region == data["config"]["aws:region"]
+from tests.infra.helpers import (
+    container_definitions,
+    resource_id,
+    role_policy,
+    stack_values,
+    statements,
+    with_section,
+)
 
 
 @pytest.mark.parametrize("stack", STACK_NAMES)
@@ -54,56 +41,36 @@ def test_every_key_of_the_example_stacks_is_commented(stack: str) -> None:
         assert previous.startswith("#") or "#" in stripped, f"Pulumi.{stack}.yaml: {stripped!r} has no comment"
 
 
-def test_prod_stack_is_hardened() -> None:
-    config = PlatformConfig.from_stack_config(_stack_values("prod"), namespace=PROJECT)
-    assert config.access.certificate_arn is not None
-    assert not config.access.allow_insecure_http
-    assert config.database.multi_az
-    assert config.database.deletion_protection
-    assert config.server.min_count >= 2
-    assert config.server.desired_count >= 2
-
-
 # --- errors: each names its key, and nothing is declared first -----------------------------------------
-
-
-def _prod_without_certificate() -> dict[str, str]:
-    values = _stack_values("prod")
-    access = json.loads(values[f"{PROJECT}:access"])
-    access.pop("certificate_arn")
-    access.pop("hosted_zone_id")
-    return {**values, f"{PROJECT}:access": json.dumps(access)}
-
+# (A prod stack's refusals of each dev shortcut are part of the security baseline.)
 
 CONFIG_ERRORS: list[tuple[str, dict[str, str], str]] = [
-    ("prod without certificate", _prod_without_certificate(), "access.certificate_arn"),
     (
         "unparseable CIDR",
-        _with(_stack_values("dev"), "access", {"allowed_cidrs": ["10.0.0.300/24"]}),
+        with_section(stack_values("dev"), "access", {"allowed_cidrs": ["10.0.0.300/24"]}),
         "access.allowed_cidrs.0",
     ),
     (
         "min > max tasks",
-        _with(_stack_values("dev"), "server", {"min_count": 3, "max_count": 2, "desired_count": 2}),
+        with_section(stack_values("dev"), "server", {"min_count": 3, "max_count": 2, "desired_count": 2}),
         "server.min_count",
     ),
-    ("unknown key", {**_stack_values("dev"), f"{PROJECT}:databse": json.dumps({"multi_az": True})}, "databse"),
-    ("unknown nested key", _with(_stack_values("dev"), "database", {"multiaz": True}), "database.multiaz"),
+    ("unknown key", {**stack_values("dev"), f"{PROJECT}:databse": json.dumps({"multi_az": True})}, "databse"),
+    ("unknown nested key", with_section(stack_values("dev"), "database", {"multiaz": True}), "database.multiaz"),
     (
         "Fargate size mismatch",
-        _with(_stack_values("dev"), "server", {"cpu": 256, "memory_mib": 8192}),
+        with_section(stack_values("dev"), "server", {"cpu": 256, "memory_mib": 8192}),
         "server.memory_mib",
     ),
     (
         "invalid log retention",
-        _with(_stack_values("dev"), "server", {"log_retention_days": 42}),
+        with_section(stack_values("dev"), "server", {"log_retention_days": 42}),
         "server.log_retention_days",
     ),
-    ("single-AZ prod database", _with(_stack_values("prod"), "database", {"multi_az": False}), "database.multi_az"),
-    ("public VPC range", _with(_stack_values("dev"), "network", {"vpc_cidr": "8.8.0.0/16"}), "network.vpc_cidr"),
+    ("public VPC range", with_section(stack_values("dev"), "network", {"vpc_cidr": "8.8.0.0/16"}), "network.vpc_cidr"),
     (
         "hosted zone without domain",
-        _with(_stack_values("dev"), "access", {"hosted_zone_id": "Z123ABC"}),
+        with_section(stack_values("dev"), "access", {"hosted_zone_id": "Z123ABC"}),
         "access.domain_name",
     ),
 ]
@@ -120,7 +87,7 @@ def test_invalid_config_fails_before_any_resource_naming_the_key(values: dict[st
 
 
 def test_missing_region_names_the_key() -> None:
-    values = {k: v for k, v in _stack_values("dev").items() if k != "aws:region"}
+    values = {k: v for k, v in stack_values("dev").items() if k != "aws:region"}
     error, declared = run_failing_program(values)
     assert isinstance(error, pulumi.RunError)
     assert "region: required" in str(error)
@@ -137,8 +104,8 @@ EXISTING = {
 }
 
 
-def test_existing_network_is_used_as_given() -> None:
-    values = _with(_stack_values("dev"), "network", {"existing": EXISTING})
+def test_existing_network_is_used_as_given(dev: Deployment) -> None:
+    values = with_section(stack_values("dev"), "network", {"existing": EXISTING})
     deployment = run_program(values, stack="existing")
     for typ in (
         "aws:ec2/vpc:Vpc",
@@ -146,17 +113,20 @@ def test_existing_network_is_used_as_given() -> None:
         "aws:ec2/natGateway:NatGateway",
         "aws:ec2/vpcEndpoint:VpcEndpoint",
     ):
+        assert dev.of_type(typ), f"the dev stack declares no {typ}: this check would prove nothing"
         assert deployment.of_type(typ) == [], typ
     assert deployment.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"] == EXISTING["isolated_subnet_ids"]
     assert deployment.one("aws:lb/loadBalancer:LoadBalancer").inputs["subnets"] == EXISTING["public_subnet_ids"]
     service = deployment.one("aws:ecs/service:Service")
     assert service.inputs["networkConfiguration"]["subnets"] == EXISTING["private_subnet_ids"]
-    for group in deployment.of_type("aws:ec2/securityGroup:SecurityGroup"):
-        assert group.inputs["vpcId"] == EXISTING["vpc_id"]
+    # The load balancer's, the server's and the database's groups, all in the given VPC.
+    groups = deployment.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert len(groups) == 3
+    assert {group.inputs["vpcId"] for group in groups} == {EXISTING["vpc_id"]}
 
 
 def test_internal_load_balancer_sits_in_the_private_subnets() -> None:
-    deployment = run_program(_with(_stack_values("dev"), "access", {"internal": True}), stack="internal")
+    deployment = run_program(with_section(stack_values("dev"), "access", {"internal": True}), stack="internal")
     balancer = deployment.one("aws:lb/loadBalancer:LoadBalancer")
     assert balancer.inputs["internal"] is True
     private = [
@@ -164,6 +134,7 @@ def test_internal_load_balancer_sits_in_the_private_subnets() -> None:
         for s in deployment.of_type("aws:ec2/subnet:Subnet")
         if s.inputs["tags"]["mlflow-platform:tier"] == "private"
     ]
+    assert len(private) == deployment.config.network.az_count
     assert balancer.inputs["subnets"] == private
 
 
@@ -177,10 +148,11 @@ def test_internal_load_balancer_sits_in_the_private_subnets() -> None:
         ),
     ],
 )
-def test_prebuilt_image_skips_the_build(image: str, pull_resource: str | None) -> None:
-    deployment = run_program(_with(_stack_values("dev"), "server", {"image": image}), stack="prebuilt")
-    assert deployment.of_type("docker-build:index:Image") == []
-    assert deployment.of_type("aws:ecr/repository:Repository") == []
+def test_prebuilt_image_skips_the_build(dev: Deployment, image: str, pull_resource: str | None) -> None:
+    deployment = run_program(with_section(stack_values("dev"), "server", {"image": image}), stack="prebuilt")
+    for typ in ("docker-build:index:Image", "aws:ecr/repository:Repository"):
+        assert dev.of_type(typ), f"the dev stack declares no {typ}: this check would prove nothing"
+        assert deployment.of_type(typ) == [], typ
     [container] = container_definitions(deployment)
     assert container["image"] == image
     by_sid = {s["Sid"]: s for s in statements(role_policy(deployment, "-execution"))}
@@ -192,8 +164,8 @@ def test_prebuilt_image_skips_the_build(image: str, pull_resource: str | None) -
 
 
 def test_https_listener_without_domain_uses_the_load_balancer_name() -> None:
-    values = _with(
-        _stack_values("dev"),
+    values = with_section(
+        stack_values("dev"),
         "access",
         {
             "allow_insecure_http": False,
@@ -212,8 +184,10 @@ def test_https_listener_without_domain_uses_the_load_balancer_name() -> None:
 
 
 def test_config_name_prefixes_every_resource_name() -> None:
-    values = {**_stack_values("dev"), f"{PROJECT}:name": "mlops"}
+    values = {**stack_values("dev"), f"{PROJECT}:name": "mlops"}
     deployment = run_program(values, stack="renamed")
     root = deployment.one("mlflow-platform:index:MlflowPlatform")
     assert root.name == "mlops"
-    assert all(r.name.startswith("mlops-") for r in deployment.resources if r is not root)
+    others = [r.name for r in deployment.resources if r is not root]
+    assert len(others) == len(deployment_of("dev").resources) - 1
+    assert [name for name in others if not name.startswith("mlops-")] == []

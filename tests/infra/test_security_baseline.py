@@ -1,22 +1,25 @@
-"""The security baseline, checked on both example stacks (`stacks/Pulumi.dev.yaml`, `stacks/Pulumi.prod.yaml`).
+"""The security baseline: what the real program declares under the mocks, and which configs it refuses.
 
-Each test names one property a security review asks about; each runs against what the real program
-declares for that stack under the mocks.
+Each test names one property a security review asks about. The declared resources are checked for
+both example stacks and for a stack that writes down only what it must (region, client networks, a
+certificate): the secure settings are the defaults. Every weakening takes a key of its own in a dev
+stack, and a prod stack is refused with any of them, naming the key.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import botocore.session
+import pulumi
 import pytest
 from botocore.validate import ParamValidator
 
-from mlflow_platform.infra.load_balancer import TLS_POLICY
-from mlflow_platform.infra.policies import ACTIONS_WITHOUT_RESOURCE_SCOPE
 from mlflow_platform.server import contract as server_env
-from tests.infra.conftest import REPO, Deployment
+from tests.infra.conftest import PROJECT, REPO, STACK_NAMES, Deployment, deployment_of, run_failing_program, run_program
 from tests.infra.helpers import (
     arn,
     as_list,
@@ -28,8 +31,39 @@ from tests.infra.helpers import (
     resource_id,
     role_policy,
     server_log_group,
+    stack_values,
     statements,
+    with_section,
+    without,
 )
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+CLIENTS = "192.0.2.0/24"
+LISTENER = "aws:lb/listener:Listener"
+DATABASE = "aws:rds/instance:Instance"
+
+
+def minimal_values(**sections: dict[str, Any]) -> dict[str, str]:
+    """A stack config that sets only what has no default; `sections` replace (not merge) whole keys."""
+    config: dict[str, Any] = {"access": {"allowed_cidrs": [CLIENTS], "certificate_arn": CERTIFICATE}, **sections}
+    return {"aws:region": "eu-west-1", **{f"{PROJECT}:{key}": json.dumps(value) for key, value in config.items()}}
+
+
+@cache
+def _minimal() -> Deployment:
+    return run_program(minimal_values(), stack="minimal")
+
+
+def _deployment_of(stack: str) -> Deployment:
+    return _minimal() if stack == "minimal" else deployment_of(stack)
+
+
+@pytest.fixture(params=[*STACK_NAMES, "minimal"])
+def deployment(request: pytest.FixtureRequest) -> Deployment:
+    """Here: the program run against each example stack, and against the minimal stack config."""
+    stack = request.param
+    assert isinstance(stack, str)
+    return _deployment_of(stack)
 
 
 def _kms_key_arns(deployment: Deployment) -> set[str]:
@@ -108,30 +142,28 @@ def test_encryption_at_rest_logs(deployment: Deployment) -> None:
         pattern
         == f"arn:aws:logs:{deployment.config.region}:123456789012:log-group:/mlflow-platform/{deployment.stack}/*"
     )
-    assert log_group.inputs["name"].startswith(f"/mlflow-platform/{deployment.stack}/")
 
 
 # --- TLS in transit -----------------------------------------------------------------------------------
 
 
-def test_tls_in_transit_load_balancer(deployment: Deployment) -> None:
-    listeners = deployment.of_type("aws:lb/listener:Listener")
-    access = deployment.config.access
-    for listener in listeners:
-        [action] = listener.inputs["defaultActions"]
-        if listener.inputs["protocol"] == "HTTPS":
-            assert listener.inputs["sslPolicy"] == TLS_POLICY
-            assert listener.inputs["certificateArn"] == access.certificate_arn
-        elif action["type"] == "redirect":
-            assert action["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
-        else:
-            # Plain HTTP forwarding only where the stack accepted it explicitly and has no certificate.
-            assert access.allow_insecure_http
-            assert access.certificate_arn is None
-            assert not deployment.config.is_prod
-    if access.certificate_arn is not None:
-        assert {listener.inputs["protocol"] for listener in listeners} == {"HTTPS", "HTTP"}
-        assert deployment.outputs["tracking_uri"].startswith("https://")
+@pytest.mark.parametrize("stack", ["prod", "minimal"])
+def test_tls_in_transit_load_balancer(stack: str) -> None:
+    """With a certificate: HTTPS on 443 with a TLS 1.3 policy; port 80 only redirects to it. (The one
+    way to plain HTTP is the explicit key tested with the other weakenings below.)"""
+    deployment = _deployment_of(stack)
+    certificate = deployment.config.access.certificate_arn
+    listeners = {listener.inputs["protocol"]: listener for listener in deployment.of_type(LISTENER)}
+    assert set(listeners) == {"HTTPS", "HTTP"}
+    https = listeners["HTTPS"].inputs
+    assert (https["port"], https["certificateArn"]) == (443, certificate)
+    assert https["sslPolicy"].startswith("ELBSecurityPolicy-TLS13-")
+    [forward] = https["defaultActions"]
+    assert forward["type"] == "forward"
+    [redirect] = listeners["HTTP"].inputs["defaultActions"]
+    assert redirect["type"] == "redirect"
+    assert redirect["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
+    assert deployment.outputs["tracking_uri"].startswith("https://")
 
 
 def test_tls_in_transit_database(deployment: Deployment) -> None:
@@ -171,14 +203,16 @@ def test_no_public_database(deployment: Deployment) -> None:
         s for s in deployment.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["mlflow-platform:tier"] == "isolated"
     ]
     assert subnet_group.inputs["subnetIds"] == [resource_id(s) for s in isolated]
-    # The isolated tier's route table has no route at all beyond the implicit local one.
-    isolated_table = next(
-        t for t in deployment.of_type("aws:ec2/routeTable:RouteTable") if t.name.endswith("isolated-rt")
-    )
-    routes = [
-        r for r in deployment.of_type("aws:ec2/route:Route") if r.inputs["routeTableId"] == resource_id(isolated_table)
-    ]
-    assert routes == []
+    # The route tables of the database's subnets have no route beyond the implicit local one, while
+    # the other tiers' tables do (to the internet gateway or a NAT gateway).
+    table_of = {
+        a.inputs["subnetId"]: a.inputs["routeTableId"]
+        for a in deployment.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
+    }
+    database_tables = {table_of[subnet] for subnet in subnet_group.inputs["subnetIds"]}
+    routed_tables = {r.inputs["routeTableId"] for r in deployment.of_type("aws:ec2/route:Route")}
+    assert database_tables.isdisjoint(routed_tables)
+    assert set(table_of.values()) - database_tables <= routed_tables
     # Reachable from the server tasks' security group and from nothing else.
     [database_group_id] = database.inputs["vpcSecurityGroupIds"]
     ingress = [
@@ -208,6 +242,7 @@ def test_no_public_task_ip(deployment: Deployment) -> None:
 
 
 def test_load_balancer_reachable_only_from_configured_cidrs(deployment: Deployment) -> None:
+    """Exactly one rule per listener port and configured client network; nothing else gets in."""
     balancer = deployment.one("aws:lb/loadBalancer:LoadBalancer")
     [group_id] = balancer.inputs["securityGroups"]
     ingress = [
@@ -215,10 +250,11 @@ def test_load_balancer_reachable_only_from_configured_cidrs(deployment: Deployme
         for r in deployment.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r.inputs["securityGroupId"] == group_id
     ]
+    ports = {listener.inputs["port"] for listener in deployment.of_type(LISTENER)}
     allowed = {str(cidr) for cidr in deployment.config.access.allowed_cidrs}
-    assert ingress
-    assert {r.inputs["cidrIpv4"] for r in ingress} == allowed
-    assert "0.0.0.0/0" not in allowed
+    opened = sorted((r.inputs["fromPort"], r.inputs["toPort"], r.inputs["cidrIpv4"]) for r in ingress)
+    assert opened == sorted((port, port, cidr) for port in ports for cidr in allowed)
+    assert all("referencedSecurityGroupId" not in r.inputs for r in ingress)
 
 
 # --- secrets never in plain text ----------------------------------------------------------------------
@@ -277,12 +313,18 @@ def test_no_policy_allows_wildcard_actions_on_everything(deployment: Deployment)
 
 
 def test_least_privilege_resource_star_only_where_aws_requires_it(deployment: Deployment) -> None:
-    for record, document in policy_documents(deployment):
-        if record.type != "aws:iam/rolePolicy:RolePolicy":
-            continue  # a key policy's "*" means the key itself; trust policies have no Resource
-        for statement in statements(document):
-            if "*" in as_list(statement["Resource"]):
-                assert set(as_list(statement["Action"])) <= set(ACTIONS_WITHOUT_RESOURCE_SCOPE), statement
+    """The one action granted on every resource is the ECR login, which has no resource-level scope;
+    a new one must be reviewed here."""
+    unscoped = {
+        action
+        for record, document in policy_documents(deployment)
+        # A key policy's "*" means the key itself; trust policies have no Resource.
+        if record.type == "aws:iam/rolePolicy:RolePolicy"
+        for statement in statements(document)
+        if "*" in as_list(statement["Resource"])
+        for action in as_list(statement["Action"])
+    }
+    assert unscoped == {"ecr:GetAuthorizationToken"}
 
 
 def test_least_privilege_task_role(deployment: Deployment) -> None:
@@ -360,12 +402,104 @@ def test_deletion_protection_in_prod(prod: Deployment) -> None:
     assert prod.one("aws:ecr/repository:Repository").inputs["forceDelete"] is False
 
 
-def test_dev_shortcuts_are_the_ones_its_stack_file_declares(dev: Deployment) -> None:
-    database = dev.one("aws:rds/instance:Instance")
-    assert database.inputs["deletionProtection"] is False
-    assert database.inputs["skipFinalSnapshot"] is True
-    assert "finalSnapshotIdentifier" not in database.inputs
-    assert dev.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is True
+# --- secure unless a key says otherwise ---------------------------------------------------------------
+
+
+def _deletion_protection(deployment: Deployment) -> bool:
+    return bool(deployment.one(DATABASE).inputs["deletionProtection"])
+
+
+def _final_snapshot(deployment: Deployment) -> tuple[bool, str | None]:
+    database = deployment.one(DATABASE).inputs
+    return database["skipFinalSnapshot"], database.get("finalSnapshotIdentifier")
+
+
+def _destroy_with_content(deployment: Deployment) -> tuple[bool, bool]:
+    bucket = deployment.one("aws:s3/bucket:Bucket").inputs["forceDestroy"]
+    images = deployment.one("aws:ecr/repository:Repository").inputs["forceDelete"]
+    return bucket, images
+
+
+def _listeners(deployment: Deployment) -> list[tuple[str, str]]:
+    return sorted(
+        (listener.inputs["protocol"], action["type"])
+        for listener in deployment.of_type(LISTENER)
+        for action in listener.inputs["defaultActions"]
+    )
+
+
+# The key a dev stack writes down, what it reads on the declared resources without the key, and with it.
+WEAKENINGS: list[tuple[str, dict[str, Any], Callable[[Deployment], Any], Any, Any]] = [
+    (
+        "database.deletion_protection",
+        {"database": {"deletion_protection": False}},
+        _deletion_protection,
+        True,
+        False,
+    ),
+    (
+        "database.skip_final_snapshot",
+        {"database": {"skip_final_snapshot": True}},
+        _final_snapshot,
+        (False, "mlflow-db-minimal-final"),
+        (True, None),
+    ),
+    (
+        "artifacts.force_destroy",
+        {"artifacts": {"force_destroy": True}},
+        _destroy_with_content,
+        (False, False),
+        (True, True),
+    ),
+    (
+        "access.allow_insecure_http",
+        {"access": {"allowed_cidrs": [CLIENTS], "allow_insecure_http": True}},
+        _listeners,
+        [("HTTP", "redirect"), ("HTTPS", "forward")],
+        [("HTTP", "forward")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "read", "secure", "weakened"),
+    [case[1:] for case in WEAKENINGS],
+    ids=[case[0] for case in WEAKENINGS],
+)
+def test_each_weakening_needs_its_own_key(
+    change: dict[str, Any], read: Callable[[Deployment], Any], secure: Any, weakened: Any
+) -> None:
+    assert read(_minimal()) == secure
+    assert read(run_program(minimal_values(**change), stack="minimal")) == weakened
+
+
+def test_no_certificate_without_the_explicit_key_is_refused() -> None:
+    error, declared = run_failing_program(minimal_values(access={"allowed_cidrs": [CLIENTS]}))
+    assert isinstance(error, pulumi.RunError), repr(error)
+    assert "access.certificate_arn: not set, so the load balancer would serve plain HTTP" in str(error)
+    assert "allow_insecure_http: true" in str(error)
+    assert declared == 0
+
+
+PROD_REFUSALS: list[tuple[str, dict[str, str]]] = [
+    ("access.certificate_arn", without(stack_values("prod"), "access", "certificate_arn")),
+    ("access.allow_insecure_http", with_section(stack_values("prod"), "access", {"allow_insecure_http": True})),
+    ("database.multi_az", with_section(stack_values("prod"), "database", {"multi_az": False})),
+    ("database.backup_retention_days", with_section(stack_values("prod"), "database", {"backup_retention_days": 3})),
+    ("database.deletion_protection", with_section(stack_values("prod"), "database", {"deletion_protection": False})),
+    ("database.skip_final_snapshot", with_section(stack_values("prod"), "database", {"skip_final_snapshot": True})),
+    ("artifacts.force_destroy", with_section(stack_values("prod"), "artifacts", {"force_destroy": True})),
+    ("server.min_count", with_section(stack_values("prod"), "server", {"min_count": 1})),
+]
+
+
+@pytest.mark.parametrize(("key", "values"), PROD_REFUSALS, ids=[key for key, _ in PROD_REFUSALS])
+def test_prod_refuses_each_weakening_naming_its_key(key: str, values: dict[str, str]) -> None:
+    error, declared = run_failing_program(values, stack="prod")
+    assert isinstance(error, pulumi.RunError), repr(error)
+    problems = [line.removeprefix("  - ") for line in str(error).splitlines()[1:]]
+    assert [problem.split(":")[0] for problem in problems] == [key], problems
+    assert declared == 0
 
 
 # --- container definition shape -----------------------------------------------------------------------
