@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from mlflow_platform.local.cli import demo, local_app
+from mlflow_platform.local.cli import demo, local_app, print_labelled
 
 app = typer.Typer(help="A self-hosted, authenticated MLflow platform on AWS, and its local twin.", no_args_is_help=True)
 config_app = typer.Typer(help="Client profiles: where notebooks find the tracking server.", no_args_is_help=True)
@@ -23,6 +25,8 @@ app.command("demo")(demo)
 
 console = Console()
 err_console = Console(stderr=True)
+# Longest value or source `config show` keeps in its table: three such columns fit 80 columns.
+_SHORT = 24
 
 
 def fail(message: str) -> NoReturn:
@@ -104,15 +108,19 @@ def config_list() -> None:
     from toolkit.profiles import active_profile_name, config_dir, list_profiles
 
     names = list_profiles()
+    folder = config_dir() / "profiles"
     if not names:
+        print_labelled(console, "No profiles yet in", str(folder))
         console.print(
-            f"No profiles in {config_dir()}: run `mlflow-platform config pull --stack NAME` "
-            "or `mlflow-platform local up`."
+            "Create one with `mlflow-platform config pull --stack NAME` or `mlflow-platform local up`.",
+            highlight=False,
+            soft_wrap=True,
         )
         return
+    print_labelled(console, "Profiles (* = active) in", str(folder))
     active = active_profile_name()
     for name in names:
-        console.print(f"{'*' if name == active else ' '} {name}")
+        console.print(Text(f"{'*' if name == active else ' '} {name}"), soft_wrap=True)
 
 
 @config_app.command("show")
@@ -129,15 +137,24 @@ def config_show(
         resolved = resolve_client_config(stack=stack)
     except (ConfigError, AwsAccessError) as exc:
         fail(str(exc))
-    table = Table(title=f"client config of stack {resolved.config.stack}")
-    table.add_column("field")
-    table.add_column("value")
-    table.add_column("from")
+    console.print(Text(f"Client config of stack {resolved.config.stack}", style="bold"), soft_wrap=True)
+    # Short values in a table; URLs, ARNs and anything long whole on their own lines, never cut mid-word.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("field", "value", "from"):
+        table.add_column(column, no_wrap=True)
+    long_values: list[tuple[str, str]] = []
     for field, value in resolved.config.model_dump().items():
-        table.add_row(field, "" if value is None else str(value), resolved.sources.get(field, "default"))
+        shown = "(not set)" if value is None else str(value)
+        source = resolved.sources.get(field, "default")
+        if len(shown) > _SHORT or len(source) > _SHORT:
+            long_values.append((f"{field} (from {source})", shown))
+        else:
+            table.add_row(field, shown, source)
+    console.print(table)
+    for label, shown in long_values:
+        print_labelled(console, label, shown)
     if os.environ.get(USERNAME_ENV) and os.environ.get(PASSWORD_ENV):
         where = f"env {USERNAME_ENV} / {PASSWORD_ENV}"
     else:
-        where = f"Secrets Manager {resolved.config.credentials_secret_id}"
-    table.add_row("credentials", "(hidden)", where)
-    console.print(table)
+        where = "the Secrets Manager secret credentials_secret_id"
+    console.print(Text(f"credentials: (hidden), from {where}"), soft_wrap=True)

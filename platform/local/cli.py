@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from mlflow_platform.local.platform import LocalPlatform, LocalStatus, Reporter
@@ -47,6 +49,14 @@ MotoPortOption = Annotated[int | None, typer.Option("--moto-port", help="moto po
 PostgresPortOption = Annotated[int | None, typer.Option("--postgres-port", help="PostgreSQL port (default 5052).")]
 
 
+def print_labelled(console: Console, label: str, value: str) -> None:
+    """`label:` on one line and the value whole on the next, however narrow the terminal: paths, URLs
+    and ids are never broken by rich (a terminal narrower than the value wraps it, and copying the
+    line gives the value back)."""
+    console.print(Text(f"{label}:", style="bold"), soft_wrap=True)
+    console.print(Text(f"  {value}"), soft_wrap=True)
+
+
 def _fail(message: str) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
@@ -61,7 +71,7 @@ def _progress(title: str) -> Iterator[Reporter]:
         task = progress.add_task(title)
 
         def report(message: str) -> None:
-            progress.console.print(f"[dim]-[/] {message}", highlight=False)
+            progress.console.print(f"[dim]-[/] {message}", highlight=False, soft_wrap=True)
             progress.update(task, description=message)
 
         yield report
@@ -108,11 +118,13 @@ def _print_ready(platform: LocalPlatform, started: bool) -> None:
 
     status = platform.status()
     verb = "is up" if started else "was already running"
-    console.print(f"[bold green]The local platform {verb}[/]: {status.tracking_uri}  (data: {platform.data_dir})")
-    console.print(
-        f"Profile `local` is active: `mlflow_init()` needs no arguments. Sign-in: the secret {ADMIN_SECRET_ID} "
-        f"in the emulated Secrets Manager at {platform.moto_endpoint}. Stop with `mlflow-platform local down`."
-    )
+    console.print(f"[bold green]The local platform {verb}.[/]")
+    print_labelled(console, "tracking URI", status.tracking_uri)
+    print_labelled(console, "data dir", str(platform.data_dir))
+    console.print("Profile `local` is active: `mlflow_init()` needs no arguments.", highlight=False, soft_wrap=True)
+    print_labelled(console, "sign-in secret (emulated Secrets Manager)", ADMIN_SECRET_ID)
+    print_labelled(console, "emulated AWS endpoint (S3, Secrets Manager, SSM)", platform.moto_endpoint)
+    console.print("Stop it with `mlflow-platform local down`.", highlight=False, soft_wrap=True)
 
 
 @local_app.command("up")
@@ -163,15 +175,18 @@ def status(data_dir: DataDirOption = None) -> None:
 
 
 def _print_status(current: LocalStatus) -> None:
-    table = Table(title=f"local platform in {current.data_dir}")
-    table.add_column("process")
-    table.add_column("pid")
-    table.add_column("state")
+    """Short fields in a table; the data dir and the tracking URI whole, each on its own line."""
+    print_labelled(console, "data dir", str(current.data_dir))
+    print_labelled(console, f"tracking URI ({'healthy' if current.healthy else 'not healthy'})", current.tracking_uri)
+    ports = {"moto": current.ports.moto, "postgres": current.ports.postgres, "server": current.ports.server}
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("process", "pid", "port", "state"):
+        table.add_column(column, no_wrap=True)
     for process in current.processes:
-        table.add_row(process.name, str(process.pid or "-"), "running" if process.running else "stopped")
+        state = "running" if process.running else "stopped"
+        table.add_row(process.name, str(process.pid or "-"), str(ports.get(process.name, "-")), state)
     console.print(table)
-    console.print(f"database: {current.database or 'not created yet'}")
-    console.print(f"tracking server: {current.tracking_uri} ({'healthy' if current.healthy else 'not healthy'})")
+    console.print(f"database: {current.database or 'not created yet'}", highlight=False)
 
 
 @local_app.command("down")
