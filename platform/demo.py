@@ -1,6 +1,6 @@
 """The demo's training part: a synthetic methylation-clock regression tracked through the toolkit.
 
-`mlflow-platform demo` (in `local_cli`) brings the local platform up, then calls `train_and_score`,
+`mlflow-platform demo` (in `mlflow_platform.local.cli`) brings the local platform up, then calls `train_and_score`,
 which does what a notebook and a scoring pipeline would: `mlflow_init`, a decorated training function
 (`mlflow_track_regressor(big_schema=True, evaluate=True)`), `get_model_s3_path`, then loading the model
 from that S3 path, checking a scoring frame against the training columns, and predicting.

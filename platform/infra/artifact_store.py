@@ -1,6 +1,6 @@
 """The S3 artifact store: private, versioned, encrypted with its own key, reachable over TLS only.
 
-Artifacts are proxied by the server (see DESIGN.md), so the task role is the only writer; the bucket
+Artifacts are proxied by the server (docs/architecture.md), so the task role is the only writer; the bucket
 has its own KMS key so that reading artifacts can be granted (or audited) apart from the secrets.
 """
 

@@ -3,7 +3,7 @@
 Credentials reach the container only as ECS `secrets` (Secrets Manager ARNs resolved by the agent at
 start), never as plain `environment`. The execution role may pull this image, write this log group
 and read exactly these secrets; the task role may use exactly this bucket and its key. The only
-`Resource: "*"` is `ecr:GetAuthorizationToken`, which AWS does not scope (see `iam.py`).
+`Resource: "*"` is `ecr:GetAuthorizationToken`, which AWS does not scope (see `policies.py`).
 """
 
 from __future__ import annotations
@@ -421,7 +421,7 @@ class TrackingServer(pulumi.ComponentResource):
     def _ecr_pull_statements(repository_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
         return [
             {
-                # Listed in iam.ACTIONS_WITHOUT_RESOURCE_SCOPE: AWS authorises it only on "*".
+                # Listed in policies.ACTIONS_WITHOUT_RESOURCE_SCOPE: AWS authorises it only on "*".
                 "Sid": "RegistryLoginHasNoResourceScope",
                 "Effect": "Allow",
                 "Action": ["ecr:GetAuthorizationToken"],

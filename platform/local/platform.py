@@ -3,9 +3,9 @@
 `LocalPlatform(data_dir).up()` starts, each only if it is not already running:
 
 1. moto in server mode (S3, Secrets Manager, SSM), its state mirrored into `<data>/moto/`
-   (`local_moto`), so artifacts, secrets and the SSM parameter survive `down`/`up`;
+   (`moto_server`), so artifacts, secrets and the SSM parameter survive `down`/`up`;
 2. the metadata database: the SQLite file `<data>/mlflow.db`, or with `postgres=True` a PostgreSQL
-   cluster in `<data>/postgres/` owned by an unprivileged user (`local_postgres`);
+   cluster in `<data>/postgres/` owned by an unprivileged user (`postgres`);
 3. what the AWS stack creates: the artifact bucket, the admin, Flask-key and database secrets, and
    the `ClientConfig` in the SSM parameter `/mlflow-platform/local/client-config`;
 4. the server: `python -m mlflow_platform.server`, given the secrets as environment variables the way
