@@ -65,8 +65,8 @@ def normalize_tracking_uri(host: str) -> str:
 def big_schema_autolog_settings(big_schema: bool) -> dict[str, Any]:
     """Keyword arguments for `mlflow.sklearn.autolog`.
 
-    With `big_schema` nothing that is per column: signature inference (17 s and 30 MB at 500,000 columns),
-    input examples and dataset records (which carry a per-column schema) are off.
+    With `big_schema` nothing that grows with the number of columns: signature inference, input examples
+    and dataset records (which carry a per-column schema) are off.
     """
     return {
         "log_input_examples": False,
@@ -92,9 +92,9 @@ def mlflow_init(
     `stack`: which stack's profile/SSM parameter to use (default: the active profile).
     `config`: a ready `ClientConfig` (skips resolution; the local platform's fixtures use it).
     `big_schema`: for very wide data; see `big_schema_autolog_settings`. The tracking decorators inherit it.
-    Fits outside the decorators are still autologged by MLflow itself, which at 500,000 columns costs
-    about a minute more whatever the settings (its training-metrics dataset digest hashes every column,
-    and it infers pip requirements); the decorators avoid both.
+    Fits outside the decorators are still autologged by MLflow itself, which on wide data stays slow
+    whatever the settings (its training-metrics dataset digest hashes every column, and it infers pip
+    requirements); the decorators avoid both (README, Performance).
     Returns the session (no secrets in it); the decorators and `get_model_s3_path` read it.
     """
     import mlflow
