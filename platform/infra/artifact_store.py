@@ -22,16 +22,22 @@ MINIMUM_TLS_VERSION = "1.2"
 @dataclass(frozen=True)
 class ArtifactStoreArgs:
     config: ArtifactsConfig
+    """The stack's `artifacts` section: retention of old versions, whether the bucket may be destroyed with content."""
     region: str
+    """The stack's region; the bucket and its key live there."""
 
 
 class ArtifactStore(pulumi.ComponentResource):
     """Bucket, its key, and every bucket-level control (versioning, encryption, access, lifecycle)."""
 
     bucket_name: pulumi.Output[str]
+    """The artifact bucket's name."""
     bucket_arn: pulumi.Output[str]
+    """The artifact bucket's ARN (the server's task role is scoped to it)."""
     kms_key_arn: pulumi.Output[str]
+    """The bucket's own KMS key (SSE-KMS, bucket key on)."""
     artifact_store_uri: pulumi.Output[str]
+    """`s3://<bucket>`: the server's artifacts destination and the client config's artifact store."""
 
     def __init__(self, name: str, args: ArtifactStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:storage:ArtifactStore", name, None, opts)

@@ -29,18 +29,26 @@ def validated_client_config(values: dict[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ClientConfigPublicationArgs:
     stack: str
+    """The Pulumi stack name; it names the SSM parameter."""
     tracking_uri: pulumi.Input[str]
+    """The URL clients reach the server at (the domain, else the load balancer's name)."""
     artifact_store_uri: pulumi.Input[str]
+    """`s3://<bucket>` of the artifact store."""
     region: str
+    """The stack's region."""
     credentials_secret_id: pulumi.Input[str]
+    """The Secrets Manager ARN of the MLflow admin credentials (never their value)."""
     mlflow_version: str
+    """The MLflow version the server runs."""
 
 
 class ClientConfigPublication(pulumi.ComponentResource):
     """Validates the client config and writes it to `ssm_parameter_name(stack)`."""
 
     client_config: pulumi.Output[dict[str, Any]]
+    """The validated `ClientConfig` as a dict (the stack output `client_config`)."""
     parameter_name: pulumi.Output[str]
+    """The SSM parameter holding the same config as JSON."""
 
     def __init__(
         self, name: str, args: ClientConfigPublicationArgs, opts: pulumi.ResourceOptions | None = None

@@ -64,16 +64,20 @@ DELETION_WINDOW_DAYS = 30
 @dataclass(frozen=True)
 class EncryptionKeyArgs:
     description: str
+    """What the key protects (shown in the KMS console)."""
     region: str
-    # CloudWatch Logs may use the key only for log groups whose name starts with this prefix.
+    """The stack's region (the key policy's service conditions name it)."""
     log_group_prefix: str | None = None
+    """CloudWatch Logs may use the key only for log groups whose name starts with this prefix."""
 
 
 class EncryptionKey(pulumi.ComponentResource):
     """One rotating KMS key with an alias named after the component."""
 
     key_arn: pulumi.Output[str]
+    """The key's ARN (what resources and policies reference)."""
     key_id: pulumi.Output[str]
+    """The key's id."""
 
     def __init__(self, name: str, args: EncryptionKeyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:security:EncryptionKey", name, None, opts)
@@ -128,4 +132,4 @@ class EncryptionKey(pulumi.ComponentResource):
 
         self.key_arn = key.arn
         self.key_id = key.key_id
-        self.register_outputs({"key_arn": self.key_arn})
+        self.register_outputs({"key_arn": self.key_arn, "key_id": self.key_id})

@@ -36,22 +36,32 @@ def listener_ports(access: AccessConfig) -> list[int]:
 @dataclass(frozen=True)
 class LoadBalancerArgs:
     access: AccessConfig
+    """The stack's `access` section: certificate, domain, allowed networks, internal or internet-facing."""
     vpc_id: pulumi.Input[str]
-    # Public subnets, or private ones when `access.internal`.
+    """The VPC of the target group."""
     subnet_ids: pulumi.Input[Sequence[str]]
+    """Public subnets, or private ones when `access.internal`."""
     security_group_id: pulumi.Input[str]
+    """The load balancer's security group (from `SecurityGroups`)."""
     target_port: int
+    """The port the server tasks listen on."""
     deletion_protection: bool
+    """Whether the load balancer refuses deletion (on where the database is protected)."""
 
 
 class LoadBalancer(pulumi.ComponentResource):
     """ALB, target group, listeners and the optional Route 53 alias."""
 
     dns_name: pulumi.Output[str]
+    """The load balancer's DNS name."""
     zone_id: pulumi.Output[str]
+    """The load balancer's hosted zone (for alias records)."""
     target_group_arn: pulumi.Output[str]
+    """The target group the ECS service registers its tasks in."""
     arn_suffix: pulumi.Output[str]
+    """The load balancer's ARN suffix (the dimension CloudWatch metrics use)."""
     listeners: list[aws.lb.Listener]
+    """The listeners; the service depends on them so its target group is attached first."""
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:network:LoadBalancer", name, None, opts)
@@ -153,5 +163,10 @@ class LoadBalancer(pulumi.ComponentResource):
         self.arn_suffix = balancer.arn_suffix
         self.target_group_arn = target_group.arn
         self.register_outputs(
-            {"dns_name": self.dns_name, "zone_id": self.zone_id, "target_group_arn": self.target_group_arn}
+            {
+                "dns_name": self.dns_name,
+                "zone_id": self.zone_id,
+                "target_group_arn": self.target_group_arn,
+                "arn_suffix": self.arn_suffix,
+            }
         )

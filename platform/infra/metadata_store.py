@@ -34,20 +34,28 @@ def final_snapshot_identifier(name: str) -> str:
 @dataclass(frozen=True)
 class MetadataStoreArgs:
     config: DatabaseConfig
+    """The stack's `database` section: engine version, size, availability, backups, protection."""
     vpc_id: pulumi.Input[str]
+    """The VPC of the database's security group."""
     isolated_subnet_ids: pulumi.Input[Sequence[str]]
-    # The only security group whose members may connect (the server tasks).
+    """Subnets without any route out of the VPC: the database's subnet group."""
     server_security_group_id: pulumi.Input[str]
+    """The only security group whose members may connect (the server tasks)."""
     kms_key_arn: pulumi.Input[str]
+    """The platform key: storage, Performance Insights and the connection secret."""
 
 
 class MetadataStore(pulumi.ComponentResource):
     """PostgreSQL instance, its network and parameter settings, and its connection secret."""
 
     secret_arn: pulumi.Output[str]
+    """The connection secret (`contract.DatabaseSecret` as JSON) the server receives."""
     address: pulumi.Output[str]
+    """The instance's host name."""
     port: pulumi.Output[int]
+    """The instance's port."""
     security_group_id: pulumi.Output[str]
+    """The database's security group."""
 
     def __init__(self, name: str, args: MetadataStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:storage:MetadataStore", name, None, opts)

@@ -51,25 +51,34 @@ def zone_picker(index: int) -> Callable[[list[str]], str]:
 @dataclass(frozen=True)
 class FlowLogSettings:
     log_group_name: str
+    """The CloudWatch log group receiving the VPC's flow logs."""
     retention_days: int
+    """How long flow logs are kept (one of CloudWatch's retention periods)."""
     kms_key_arn: pulumi.Input[str]
+    """The key encrypting the log group."""
 
 
 @dataclass(frozen=True)
 class NetworkArgs:
     config: NetworkConfig
+    """The stack's `network` section: a new VPC's CIDR, zones and NAT gateways, or an existing VPC."""
     region: str
-    # Flow logs of a new VPC (an existing VPC keeps whatever its owners configured).
+    """The stack's region (names the S3 gateway endpoint's service)."""
     flow_logs: FlowLogSettings | None = None
+    """Flow logs of a new VPC (an existing VPC keeps whatever its owners configured)."""
 
 
 class Network(pulumi.ComponentResource):
     """A new VPC over `az_count` zones, or the existing one from config."""
 
     vpc_id: pulumi.Output[str]
+    """The VPC's id."""
     public_subnet_ids: pulumi.Output[list[str]]
+    """Subnets with an internet gateway route: the internet-facing load balancer."""
     private_subnet_ids: pulumi.Output[list[str]]
+    """Subnets routed out through NAT: the server tasks."""
     isolated_subnet_ids: pulumi.Output[list[str]]
+    """Subnets without a route out of the VPC: the database."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:network:Network", name, None, opts)

@@ -66,22 +66,32 @@ def unsupported_settings(config: PlatformConfig) -> list[str]:
 @dataclass(frozen=True)
 class MlflowPlatformArgs:
     config: PlatformConfig
-    # The server image's build context; defaults to this checkout's `platform/server/`.
+    """The stack's validated config."""
     image_context: Path | None = None
+    """The server image's build context; defaults to this checkout's `platform/server/`."""
 
 
 class MlflowPlatform(pulumi.ComponentResource):
     """Network, artifact and metadata stores, credentials, load balancer, server, client config."""
 
     client_config: pulumi.Output[dict[str, Any]]
+    """What clients need (stack output `client_config`; also published to SSM)."""
     tracking_uri: pulumi.Output[str]
+    """The URL of the tracking server."""
     load_balancer_dns_name: pulumi.Output[str]
+    """The load balancer's DNS name (for a CNAME when Route 53 is not used)."""
     artifact_store_uri: pulumi.Output[str]
+    """`s3://<bucket>` of the artifact store."""
     credentials_secret_arn: pulumi.Output[str]
+    """The Secrets Manager ARN of the MLflow admin credentials."""
     cluster_name: pulumi.Output[str]
+    """The ECS cluster (stack output `ecs_cluster`)."""
     service_name: pulumi.Output[str]
+    """The ECS service (stack output `ecs_service`)."""
     log_group_name: pulumi.Output[str]
+    """The server's CloudWatch log group (stack output `log_group`)."""
     vpc_id: pulumi.Output[str]
+    """The VPC the platform runs in."""
 
     def __init__(self, name: str, args: MlflowPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = args.config

@@ -21,18 +21,22 @@ ANYWHERE = "0.0.0.0/0"
 @dataclass(frozen=True)
 class SecurityGroupsArgs:
     vpc_id: pulumi.Input[str]
-    # Client networks allowed to reach the load balancer.
+    """The VPC of both groups."""
     allowed_cidrs: Sequence[str]
-    # Listener ports of the load balancer (443, and 80 for the redirect or the dev-only plain HTTP).
+    """Client networks allowed to reach the load balancer."""
     listener_ports: Sequence[int]
+    """Listener ports of the load balancer (443, and 80 for the redirect or the dev-only plain HTTP)."""
     server_port: int
+    """The port the server tasks listen on; only the load balancer's group may reach it."""
 
 
 class SecurityGroups(pulumi.ComponentResource):
     """The load balancer's and the server tasks' security groups and the rules between them."""
 
     load_balancer_security_group_id: pulumi.Output[str]
+    """The load balancer's group: the listener ports from the allowed networks."""
     server_security_group_id: pulumi.Output[str]
+    """The server tasks' group: the server port from the load balancer only."""
 
     def __init__(self, name: str, args: SecurityGroupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:network:SecurityGroups", name, None, opts)

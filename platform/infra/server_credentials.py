@@ -71,13 +71,16 @@ def generated_password(name: str, *, length: int, parent: pulumi.Resource) -> pu
 @dataclass(frozen=True)
 class CredentialsArgs:
     kms_key_arn: pulumi.Input[str]
+    """The platform key encrypting both secrets."""
 
 
 class Credentials(pulumi.ComponentResource):
     """The MLflow admin user and the Flask secret key every server task and worker shares."""
 
     admin_secret_arn: pulumi.Output[str]
+    """The MLflow admin user's secret (`contract.AdminSecret` as JSON)."""
     flask_secret_key_arn: pulumi.Output[str]
+    """The Flask secret key's secret (a plain string)."""
 
     def __init__(self, name: str, args: CredentialsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:security:Credentials", name, None, opts)

@@ -100,8 +100,11 @@ class ServerSecrets:
     """Secrets Manager ARNs, keyed by the variables of `contract` that receive them."""
 
     database: pulumi.Input[str]
+    """The database connection secret's ARN."""
     admin: pulumi.Input[str]
+    """The admin user secret's ARN."""
     flask_secret_key: pulumi.Input[str]
+    """The Flask secret key's ARN."""
 
     def by_variable(self) -> dict[str, pulumi.Input[str]]:
         return {
@@ -114,37 +117,54 @@ class ServerSecrets:
 @dataclass(frozen=True)
 class TrackingServerArgs:
     config: ServerConfig
+    """The stack's `server` section: task size, counts, workers, image, log retention."""
     region: str
+    """The stack's region."""
     private_subnet_ids: pulumi.Input[Sequence[str]]
+    """Where the tasks run (no public IP)."""
     security_group_id: pulumi.Input[str]
+    """The server tasks' security group."""
     target_group_arn: pulumi.Input[str]
+    """The load balancer's target group the service registers tasks in."""
     bucket_name: pulumi.Input[str]
+    """The artifact bucket (the artifacts destination)."""
     bucket_arn: pulumi.Input[str]
+    """The artifact bucket's ARN; the task role may use exactly this bucket."""
     artifact_kms_key_arn: pulumi.Input[str]
-    # The key of the secrets and of the log group.
+    """The artifact bucket's key; the task role may use exactly this key."""
     platform_kms_key_arn: pulumi.Input[str]
+    """The key of the secrets and of the log group."""
     secrets: ServerSecrets
+    """The secrets the container receives as ECS `secrets`."""
     log_group_name: str
-    # Host names the server must accept (load balancer DNS name, domain, configured extras).
+    """The name of the server's CloudWatch log group (created here)."""
     allowed_hosts: pulumi.Input[Sequence[str]]
-    # An ECR repository holding images may be deleted with them only where the stack allows it.
+    """Host names the server must accept (load balancer DNS name, domain, configured extras)."""
     force_delete_images: bool = False
-    # Resources the service must wait for (the listeners that attach the target group to the ALB).
+    """An ECR repository holding images may be deleted with them only where the stack allows it."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
-    # The image's build context; by default `platform/server/` of this checkout (tests point it elsewhere).
+    """Resources the service must wait for (the listeners that attach the target group to the ALB)."""
     image_context: Path | None = None
+    """The image's build context; by default `platform/server/` of this checkout (tests point it elsewhere)."""
 
 
 class TrackingServer(pulumi.ComponentResource):
     """ECR + image (unless `server.image`), cluster, task definition, service, scaling, roles, logs."""
 
     cluster_name: pulumi.Output[str]
+    """The ECS cluster's name."""
     service_name: pulumi.Output[str]
+    """The ECS service's name."""
     task_definition_arn: pulumi.Output[str]
+    """The task definition revision the service runs."""
     image: pulumi.Output[str]
+    """The image the task runs (tag@digest when built here)."""
     execution_role_arn: pulumi.Output[str]
+    """The role ECS uses to pull the image, write logs and read the secrets."""
     task_role_arn: pulumi.Output[str]
+    """The role the server runs as: the artifact bucket and its key, nothing else."""
     log_group_name: pulumi.Output[str]
+    """The server's CloudWatch log group."""
 
     def __init__(self, name: str, args: TrackingServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:server:TrackingServer", name, None, opts)
@@ -349,6 +369,8 @@ class TrackingServer(pulumi.ComponentResource):
                 "service_name": self.service_name,
                 "task_definition_arn": self.task_definition_arn,
                 "image": self.image,
+                "execution_role_arn": self.execution_role_arn,
+                "task_role_arn": self.task_role_arn,
                 "log_group_name": self.log_group_name,
             }
         )
