@@ -32,15 +32,23 @@ def test_the_secrets_credentials_get_200(local_platform: LocalPlatformHandle) ->
     assert "experiments" in response.json()
 
 
-def test_the_published_client_config_and_profile(local_platform: LocalPlatformHandle) -> None:
+def test_the_published_client_config_leads_a_client_to_this_server(local_platform: LocalPlatformHandle) -> None:
+    """What a notebook does with the SSM parameter alone: find the secret at the endpoint it names, sign
+    in to the tracking URI it names, and reach the bucket it names. The active profile is the same."""
+    from toolkit.aws import client_for
     from toolkit.client_config import ClientConfig, ssm_parameter_name
+    from toolkit.credentials import read_credentials_secret
     from toolkit.profiles import active_profile_name, load_profile
 
-    published = local_platform.aws_client("ssm").get_parameter(Name=ssm_parameter_name("local"))["Parameter"]["Value"]
-    assert ClientConfig.parse(published) == local_platform.client_config
+    raw = local_platform.aws_client("ssm").get_parameter(Name=ssm_parameter_name("local"))["Parameter"]["Value"]
+    published = ClientConfig.parse(raw)
+    credentials = read_credentials_secret(published)
+    auth = (credentials.username, credentials.password)
+    assert get(published.tracking_uri, SEARCH_EXPERIMENTS, auth=auth).status_code == 200
+    assert get(published.tracking_uri, SEARCH_EXPERIMENTS, auth=(credentials.username, "not-it")).status_code == 401
+    client_for("s3", published).head_bucket(Bucket=published.artifact_bucket)
     assert active_profile_name() == "local"
-    assert load_profile("local") == local_platform.client_config
-    assert local_platform.client_config.aws_endpoint_url == local_platform.moto_endpoint
+    assert load_profile("local") == published
 
 
 def test_run_artifacts_land_in_the_bucket_under_the_expected_key(
@@ -100,9 +108,9 @@ def test_rotated_admin_password_takes_effect_at_the_next_start(local_platform: L
         SecretId=local_platform.admin_secret_id,
         SecretString=json.dumps({"username": username, "password": new_password}),
     )
-    assert local_platform.admin_password == new_password
     # Until the restart the running server still knows the old password only (as an ECS task would).
     assert get(base, SEARCH_EXPERIMENTS, auth=(username, old_password)).status_code == 200
+    assert get(base, SEARCH_EXPERIMENTS, auth=(username, new_password)).status_code == 401
 
     local_platform.restart_server()
 
