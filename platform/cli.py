@@ -16,12 +16,14 @@ from rich.table import Table
 from rich.text import Text
 
 from mlflow_platform.local.cli import demo, local_app, print_labelled
+from mlflow_platform.scoring_cli import score_command
 
 app = typer.Typer(help="A self-hosted, authenticated MLflow platform on AWS, and its local twin.", no_args_is_help=True)
 config_app = typer.Typer(help="Client profiles: where notebooks find the tracking server.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(local_app, name="local")
 app.command("demo")(demo)
+app.command("score")(score_command)
 
 console = Console()
 err_console = Console(stderr=True)

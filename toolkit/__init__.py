@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from toolkit.platform_config import PlatformConfig
     from toolkit.resolve import resolve_client_config
     from toolkit.schema import ColumnSchema, check_schema, load_model_schema
+    from toolkit.scoring import ScoringError, ScoringReport, score
     from toolkit.session import TrackingSession
     from toolkit.tracking import TrackedRun, last_tracked_run, mlflow_track_classifier, mlflow_track_regressor
+    from toolkit.wide_files import WideFileError, write_wide
 
 # Public name -> the module that defines it. Each module imports MLflow only inside the functions that
 # need it, so looking a name up here never loads MLflow by itself.
@@ -48,6 +50,12 @@ _EXPORTS = {
     "ColumnSchema": "toolkit.schema",
     "check_schema": "toolkit.schema",
     "load_model_schema": "toolkit.schema",
+    # Scoring and wide files.
+    "score": "toolkit.scoring",
+    "ScoringReport": "toolkit.scoring",
+    "ScoringError": "toolkit.scoring",
+    "write_wide": "toolkit.wide_files",
+    "WideFileError": "toolkit.wide_files",
 }
 
 __all__ = [
@@ -58,11 +66,14 @@ __all__ = [
     "ModelNotFoundError",
     "PlatformConfig",
     "SchemaMismatchError",
+    "ScoringError",
+    "ScoringReport",
     "ToolkitError",
     "TrackedRun",
     "TrackingFailedWarning",
     "TrackingServerError",
     "TrackingSession",
+    "WideFileError",
     "check_schema",
     "get_model_s3_path",
     "last_tracked_run",
@@ -71,6 +82,8 @@ __all__ = [
     "mlflow_track_classifier",
     "mlflow_track_regressor",
     "resolve_client_config",
+    "score",
+    "write_wide",
 ]
 
 

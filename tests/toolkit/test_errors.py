@@ -12,6 +12,8 @@ _BUILTIN_BASES: dict[str, type[Exception]] = {
     "ModelNotFoundError": LookupError,
     "SchemaMismatchError": ValueError,
     "TrackingServerError": RuntimeError,
+    "ScoringError": ValueError,
+    "WideFileError": ValueError,
 }
 
 
