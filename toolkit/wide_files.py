@@ -454,7 +454,9 @@ class _CsvInput(WideInput):
                     break
                 except pa.ArrowInvalid as exc:
                     raise WideFileError(f"{self.location}: {_csv_problem(str(exc), self.names)}") from None
-                yield _split_id(batch, plan)
+                # Arrow's blocks are sized in bytes; the caller asked for rows.
+                for start in range(0, batch.num_rows, batch_rows):
+                    yield _split_id(batch.slice(start, batch_rows), plan)
         except pa.ArrowInvalid as exc:
             raise WideFileError(f"{self.location}: {_csv_problem(str(exc), self.names)}") from None
         finally:
