@@ -35,6 +35,8 @@ class ClientConfig(BaseModel):
     mlflow_version: MlflowVersion
     # Only set for the local platform, whose AWS APIs are emulated on 127.0.0.1.
     aws_endpoint_url: str | None = None
+    # The managed IAM policy a scoring pipeline's role attaches to read models (None on the local platform).
+    model_reader_policy_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:policy/")] | None = None
 
     @field_validator("tracking_uri", "aws_endpoint_url")
     @classmethod

@@ -40,6 +40,8 @@ class ClientConfigPublicationArgs:
     """The Secrets Manager ARN of the MLflow admin credentials (never their value)."""
     mlflow_version: str
     """The MLflow version the server runs."""
+    model_reader_policy_arn: pulumi.Input[str] | None = None
+    """The managed policy that lets a scoring pipeline's role read models."""
 
 
 class ClientConfigPublication(pulumi.ComponentResource):
@@ -58,6 +60,7 @@ class ClientConfigPublication(pulumi.ComponentResource):
             tracking_uri=args.tracking_uri,
             artifact_store_uri=args.artifact_store_uri,
             credentials_secret_id=args.credentials_secret_id,
+            model_reader_policy_arn=args.model_reader_policy_arn,
         ).apply(
             lambda resolved: validated_client_config(
                 {
@@ -67,6 +70,7 @@ class ClientConfigPublication(pulumi.ComponentResource):
                     "region": args.region,
                     "credentials_secret_id": resolved["credentials_secret_id"],
                     "mlflow_version": args.mlflow_version,
+                    "model_reader_policy_arn": resolved["model_reader_policy_arn"],
                 }
             )
         )

@@ -19,6 +19,7 @@ from mlflow_platform.infra.client_publication import ClientConfigPublication, Cl
 from mlflow_platform.infra.encryption import EncryptionKey, EncryptionKeyArgs
 from mlflow_platform.infra.load_balancer import LoadBalancer, LoadBalancerArgs, listener_ports, serves_https
 from mlflow_platform.infra.metadata_store import MetadataStore, MetadataStoreArgs
+from mlflow_platform.infra.model_reader import ModelReaderArgs, ModelReaderPolicy
 from mlflow_platform.infra.network import FlowLogSettings, Network, NetworkArgs
 from mlflow_platform.infra.security_groups import SecurityGroups, SecurityGroupsArgs
 from mlflow_platform.infra.server_credentials import Credentials, CredentialsArgs
@@ -92,6 +93,8 @@ class MlflowPlatform(pulumi.ComponentResource):
     """The server's CloudWatch log group (stack output `log_group`)."""
     vpc_id: pulumi.Output[str]
     """The VPC the platform runs in."""
+    model_reader_policy_arn: pulumi.Output[str]
+    """The managed policy a scoring pipeline's role attaches to read models (`ModelReaderPolicy`)."""
 
     def __init__(self, name: str, args: MlflowPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = args.config
@@ -202,6 +205,16 @@ class MlflowPlatform(pulumi.ComponentResource):
             else balancer.dns_name
         )
         uri = public_host.apply(lambda host: tracking_uri(https=serves_https(config.access), host=host))
+        model_reader = ModelReaderPolicy(
+            f"{base}-model-reader",
+            ModelReaderArgs(
+                stack=stack,
+                region=config.region,
+                bucket_arn=artifacts.bucket_arn,
+                artifact_kms_key_arn=artifacts.kms_key_arn,
+            ),
+            opts=child,
+        )
         publication = ClientConfigPublication(
             f"{base}-client-config",
             ClientConfigPublicationArgs(
@@ -211,6 +224,7 @@ class MlflowPlatform(pulumi.ComponentResource):
                 region=config.region,
                 credentials_secret_id=credentials.admin_secret_arn,
                 mlflow_version=config.server.mlflow_version,
+                model_reader_policy_arn=model_reader.policy_arn,
             ),
             opts=child,
         )
@@ -224,6 +238,7 @@ class MlflowPlatform(pulumi.ComponentResource):
         self.service_name = server.service_name
         self.log_group_name = server.log_group_name
         self.vpc_id = network.vpc_id
+        self.model_reader_policy_arn = model_reader.policy_arn
         self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, pulumi.Output[Any]]:
@@ -238,6 +253,7 @@ class MlflowPlatform(pulumi.ComponentResource):
             "ecs_service": self.service_name,
             "log_group": self.log_group_name,
             "vpc_id": self.vpc_id,
+            "model_reader_policy_arn": self.model_reader_policy_arn,
         }
 
 

@@ -182,6 +182,10 @@ class PlatformMocks(pulumi_mocks.Mocks):
         if typ == "aws:iam/role:Role":
             role = f"{name}-{suffix}"
             return role, {"name": role, "arn": f"arn:aws:iam::{ACCOUNT}:role/{role}", "uniqueId": "AROA" + suffix}
+        if typ == "aws:iam/policy:Policy":
+            policy = f"{inputs.get('namePrefix', name + '-')}{suffix}"
+            arn = f"arn:aws:iam::{ACCOUNT}:policy/{policy}"
+            return arn, {"name": policy, "arn": arn, "policyId": "ANPA" + _hex(name, 17).upper()}
         if typ == "aws:iam/rolePolicy:RolePolicy":
             return f"{inputs.get('role')}:{generic_id}", {"name": generic_id}
         if typ == "aws:cloudwatch/logGroup:LogGroup":

@@ -13,6 +13,7 @@ SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 
 POLICY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "aws:iam/rolePolicy:RolePolicy": ("policy",),
+    "aws:iam/policy:Policy": ("policy",),
     "aws:iam/role:Role": ("assumeRolePolicy",),
     "aws:kms/key:Key": ("policy",),
     "aws:s3/bucketPolicy:BucketPolicy": ("policy",),

@@ -26,6 +26,7 @@ COMPONENT_TYPES = {
     "mlflow-platform:storage:MetadataStore",
     "mlflow-platform:server:TrackingServer",
     "mlflow-platform:client:ClientConfigPublication",
+    "mlflow-platform:security:ModelReaderPolicy",
 }
 
 SERVER_DIR = REPO / "platform" / "server"

@@ -24,6 +24,7 @@ def test_client_config_output_is_a_valid_client_config(deployment: Deployment) -
         region=deployment.config.region,
         credentials_secret_id=arn(admin),
         mlflow_version=deployment.config.server.mlflow_version,
+        model_reader_policy_arn=arn(deployment.one("aws:iam/policy:Policy")),
     )
     assert deployment.outputs[STACK_OUTPUT_NAME] == client.model_dump(mode="json", exclude_none=True)
 
@@ -63,4 +64,5 @@ def test_operator_outputs_name_the_deployed_resources(deployment: Deployment) ->
         "ecs_service",
         "log_group",
         "vpc_id",
+        "model_reader_policy_arn",
     }

@@ -298,8 +298,8 @@ def test_generated_secrets_travel_only_as_pulumi_secrets(deployment: Deployment)
 def test_no_policy_allows_wildcard_actions_on_everything(deployment: Deployment) -> None:
     documents = policy_documents(deployment)
     # 3 role trust policies and 3 role policies (execution, task, flow logs), 2 key policies, 1 bucket
-    # policy: a new policy must be seen here.
-    assert len(documents) == 9
+    # policy, the model reader's managed policy: a new policy must be seen here.
+    assert len(documents) == 10
     for record, document in documents:
         assert document["Version"] == "2012-10-17"
         for statement in statements(document):
@@ -319,7 +319,7 @@ def test_least_privilege_resource_star_only_where_aws_requires_it(deployment: De
         action
         for record, document in policy_documents(deployment)
         # A key policy's "*" means the key itself; trust policies have no Resource.
-        if record.type == "aws:iam/rolePolicy:RolePolicy"
+        if record.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
         for statement in statements(document)
         if "*" in as_list(statement["Resource"])
         for action in as_list(statement["Action"])
