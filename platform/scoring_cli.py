@@ -109,10 +109,15 @@ def score_command(
         if result.registered_version is not None
         else "not from the registry"
     )
-    console.print(f"Scored [bold]{result.rows:,}[/] rows in {result.seconds:.1f} s -> {result.output}", highlight=False)
+    console.print(
+        f"Scored [bold]{result.rows:,}[/] rows in {result.seconds:.1f} s -> {result.output}",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(
         f"model {result.model_id or '-'} ({version}), run {result.run_id or '-'}, "
         + ("model from the local cache" if result.model_files_downloaded == 0 else "model downloaded")
         + (f", {result.ignored_columns:,} input columns ignored" if result.ignored_columns else ""),
         highlight=False,
+        soft_wrap=True,
     )

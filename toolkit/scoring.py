@@ -241,7 +241,11 @@ def feature_matrix(features: pa.RecordBatch, plan: ColumnPlan, dtype: np.dtype[A
     if matrix.dtype != dtype:
         matrix = matrix.astype(dtype)  # lossless: checked against the file's types before reading
     if plan.to_model_order is not None:
-        matrix = np.take(matrix, plan.to_model_order, axis=1)
+        # Column-major like the DataFrame MLflow would be given: the same layout, the same sums, the same
+        # predictions to the last bit. `clip` (the indices are valid) lets NumPy write straight into `out`.
+        ordered = np.empty((matrix.shape[0], len(plan.to_model_order)), dtype=matrix.dtype, order="F")
+        np.take(matrix, plan.to_model_order, axis=1, out=ordered, mode="clip")
+        matrix = ordered
     return matrix
 
 
