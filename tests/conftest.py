@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from mlflow_platform.local.identity import EmulatorKey
     from mlflow_platform.local.platform import LocalPlatform
     from toolkit.client_config import ClientConfig
 
@@ -40,7 +41,8 @@ class LocalPlatformHandle:
       for the whole session, so the toolkit resolves it with no arguments.
     - `tracking_uri`: the server's URL, `http://127.0.0.1:<port>`.
     - `moto_endpoint`: the emulated AWS endpoint (also `client_config.aws_endpoint_url`). The session
-      has dummy `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` and `AWS_DEFAULT_REGION` set, and no
+      has `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` set to the emulator key of the IAM user `local up`
+      created for the person running the tests (`identity`), `AWS_DEFAULT_REGION` set, and no
       `AWS_ENDPOINT_URL`: clients must take the endpoint from the config.
     - `admin_username`, `admin_password`: read from the admin secret in moto at each access, so they
       stay right after a test rotated the secret and restarted the server.
@@ -86,13 +88,22 @@ class LocalPlatformHandle:
 
     @property
     def admin_secret_id(self) -> str:
-        return self.client_config.credentials_secret_id
+        from mlflow_platform.local.platform import ADMIN_SECRET_ID
+
+        return ADMIN_SECRET_ID
 
     def aws_client(self, service: str) -> Any:
         return self.platform.aws_client(service)
 
     def restart_server(self) -> None:
         self.platform.restart_server()
+
+    @property
+    def identity(self) -> EmulatorKey:
+        """The IAM user `local up` created for the person running the tests, with its emulator key."""
+        identity = self.platform.identity()
+        assert identity is not None
+        return identity
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +127,10 @@ def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPl
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         try:
             platform.up(postgres=True, ports=LocalPorts(free_port(), free_port(), free_port()))
+            identity = platform.identity()
+            assert identity is not None
+            patch.setenv("AWS_ACCESS_KEY_ID", identity.access_key_id)
+            patch.setenv("AWS_SECRET_ACCESS_KEY", identity.secret_access_key)
             yield LocalPlatformHandle(platform, platform.client_config(), config_dir)
         finally:
             try:

@@ -35,8 +35,13 @@ def resolve_credentials(config: ClientConfig, environ: Mapping[str, str] | None 
 
 
 def read_credentials_secret(config: ClientConfig) -> Credentials:
-    """Read the stack's admin secret (the server's `AdminSecret` payload) from Secrets Manager."""
+    """Read the stack's credentials secret (the server's `AdminSecret` payload) from Secrets Manager."""
     secret_id = config.credentials_secret_id
+    if secret_id is None:
+        raise ConfigError(
+            f"client config of stack {config.stack}",
+            [f"credentials_secret_id: not set; the stack signs in with auth: {config.auth}, not a password"],
+        )
     try:
         response = client_for("secretsmanager", config).get_secret_value(SecretId=secret_id)
     except Exception as exc:

@@ -29,6 +29,8 @@ DEFAULT_EXPERIMENT = "Default"
 # The pair a previous `mlflow_init` put into the environment from a secret: a later call for another
 # stack must read that stack's secret, not mistake our own earlier value for the user's choice.
 _credentials_we_set: tuple[str, str] | None = None
+# Whether a previous `mlflow_init` set `MLFLOW_TRACKING_AUTH=aws-iam` (a later call may unset it).
+_auth_we_set = False
 
 
 def _environ_without_our_credentials() -> dict[str, str]:
@@ -118,16 +120,9 @@ def mlflow_init(
         config = config.model_copy(update={"tracking_uri": tracking_uri})
 
     if config is not None:
-        credentials = resolve_credentials(config, _environ_without_our_credentials())
-        os.environ[USERNAME_ENV] = credentials.username
-        os.environ[PASSWORD_ENV] = credentials.password
-        global _credentials_we_set
-        _credentials_we_set = (
-            None if credentials.source.startswith("env ") else (credentials.username, credentials.password)
-        )
-        credentials_source = credentials.source
+        credentials_source = _sign_in(config)
         if config.aws_endpoint_url:
-            _point_mlflow_s3_at_emulator(config.aws_endpoint_url)
+            _point_mlflow_s3_at_emulator(config)
     else:
         credentials_source = f"env {USERNAME_ENV}/{PASSWORD_ENV}"
 
@@ -155,20 +150,70 @@ def mlflow_init(
     return session
 
 
-def _point_mlflow_s3_at_emulator(endpoint_url: str) -> None:
+def _sign_in(config: ClientConfig) -> str:
+    """Make MLflow sign in as the stack says; returns where the identity or credentials come from.
+
+    `MLFLOW_TRACKING_USERNAME`/`PASSWORD` set by the caller always win (break-glass, service accounts).
+    Otherwise a stack with `auth: aws-iam` signs each request with the caller's AWS identity through
+    MLflow's request auth provider `aws-iam` (`MLFLOW_TRACKING_AUTH`), and no secret is read; a stack
+    with `auth: basic` has its credentials secret read with the caller's AWS identity.
+    """
+    from toolkit.aws_auth import AUTH_ENV, AUTH_NAME, register
+
+    global _credentials_we_set, _auth_we_set
+    environ = _environ_without_our_credentials()
+    if _credentials_we_set is not None:
+        # Ours, from an earlier call: this call decides afresh.
+        os.environ.pop(USERNAME_ENV, None)
+        os.environ.pop(PASSWORD_ENV, None)
+        _credentials_we_set = None
+    if _auth_we_set and os.environ.get(AUTH_ENV) == AUTH_NAME:
+        os.environ.pop(AUTH_ENV, None)
+    _auth_we_set = False
+    if config.auth == AUTH_NAME and not (environ.get(USERNAME_ENV) and environ.get(PASSWORD_ENV)):
+        target = register(config)
+        os.environ[AUTH_ENV] = AUTH_NAME
+        _auth_we_set = True
+        return f"AWS identity ({_identity_source(target.emulated, config)})"
+    credentials = resolve_credentials(config, environ)
+    os.environ[USERNAME_ENV] = credentials.username
+    os.environ[PASSWORD_ENV] = credentials.password
+    _credentials_we_set = (
+        None if credentials.source.startswith("env ") else (credentials.username, credentials.password)
+    )
+    return credentials.source
+
+
+def _identity_source(emulated: bool, config: ClientConfig) -> str:
+    """Where the signing AWS credentials come from, in words (never the key itself)."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return "env AWS_ACCESS_KEY_ID"
+    if emulated:
+        return f"the emulator key of profile {config.stack}"
+    if os.environ.get("AWS_PROFILE"):
+        return f"AWS_PROFILE {os.environ['AWS_PROFILE']}"
+    return "boto3's default credential chain"
+
+
+def _point_mlflow_s3_at_emulator(config: ClientConfig) -> None:
     """The local platform's S3 is moto on 127.0.0.1. MLflow's S3 artifact repository (direct `s3://`
     reads, e.g. of a path from `get_model_s3_path`) takes its endpoint from `MLFLOW_S3_ENDPOINT_URL` and
-    its key from boto3's usual chain; a laptop without any AWS key gets the emulator's dummy key, while
-    a key the caller already has is left alone (moto accepts any)."""
+    its key from boto3's usual chain; a laptop without any AWS key gets the profile's emulator key (the
+    same identity that signs in to the server), else the emulator's dummy key, while a key the caller
+    already has is left alone (moto accepts any)."""
     import boto3
 
     from toolkit.aws import LOCAL_EMULATOR_KEY
 
-    if not os.environ.get(S3_ENDPOINT_ENV):
-        os.environ[S3_ENDPOINT_ENV] = endpoint_url
+    if not os.environ.get(S3_ENDPOINT_ENV) and config.aws_endpoint_url:
+        os.environ[S3_ENDPOINT_ENV] = config.aws_endpoint_url
     if boto3.session.Session().get_credentials() is None:
-        os.environ["AWS_ACCESS_KEY_ID"] = LOCAL_EMULATOR_KEY
-        os.environ["AWS_SECRET_ACCESS_KEY"] = LOCAL_EMULATOR_KEY
+        if config.emulator_access_key_id and config.emulator_secret_access_key:
+            os.environ["AWS_ACCESS_KEY_ID"] = config.emulator_access_key_id
+            os.environ["AWS_SECRET_ACCESS_KEY"] = config.emulator_secret_access_key.get_secret_value()
+        else:
+            os.environ["AWS_ACCESS_KEY_ID"] = LOCAL_EMULATOR_KEY
+            os.environ["AWS_SECRET_ACCESS_KEY"] = LOCAL_EMULATOR_KEY
 
 
 def _set_experiment(mlflow: Any, name: str, tracking_uri: str, credentials_source: str) -> Any:

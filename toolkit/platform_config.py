@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlflow_platform.server.contract import DEFAULT_WORKERS, Workers
+from mlflow_platform.server.contract import DEFAULT_WORKERS, STOP_TIMEOUT_SECONDS, Workers
 from toolkit.config_types import AwsRegion, MlflowVersion
 from toolkit.errors import ConfigError, config_error_from_validation
 
@@ -60,6 +60,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")
+# RDS instance and snapshot identifiers: a letter, then letters, digits and single hyphens.
+_RDS_IDENTIFIER = re.compile(r"^[a-z](?!.*--)[a-z0-9-]{0,61}[a-z0-9]$")
+_RDS_SNAPSHOT_ARN = r"arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:snapshot:"
+_RDS_SNAPSHOT = re.compile(rf"^({_RDS_SNAPSHOT_ARN})?[a-zA-Z](?!.*--)[a-zA-Z0-9-]{{0,253}}[a-zA-Z0-9]$")
 
 
 def default_mlflow_version() -> str:
@@ -114,6 +119,39 @@ class DatabaseConfig(_Section):
     backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
     deletion_protection: bool = True
     skip_final_snapshot: bool = False
+    # Performance Insights (query-level load, encrypted with the platform key); prod requires it.
+    performance_insights: bool = True
+    # Days Performance Insights keeps its data: 7 (free) or a multiple of 31 up to 731.
+    performance_insights_retention_days: int = 7
+    # The RDS instance identifier; default `<name>-db-<stack>`. A stack deployed before the platform
+    # named its instance sets the identifier it has, so the instance is kept rather than replaced.
+    identifier: str | None = None
+    # Restore the database from this snapshot (name or ARN), e.g. a pre-upgrade snapshot for a
+    # rollback. Changing it replaces the instance; keep it set afterwards (README, Operating the platform).
+    restore_from_snapshot: str | None = None
+
+    @field_validator("performance_insights_retention_days")
+    @classmethod
+    def _pi_retention(cls, value: int) -> int:
+        if value != 7 and not (value % 31 == 0 and 31 <= value <= 731):
+            raise ValueError("expected 7, or a multiple of 31 up to 731 (Performance Insights retention periods)")
+        return value
+
+    @field_validator("identifier")
+    @classmethod
+    def _rds_identifier(cls, value: str | None) -> str | None:
+        if value is not None and not _RDS_IDENTIFIER.match(value):
+            raise ValueError(
+                "expected an RDS identifier: 2-63 lower-case letters, digits or single hyphens, starting with a letter"
+            )
+        return value
+
+    @field_validator("restore_from_snapshot")
+    @classmethod
+    def _snapshot_name(cls, value: str | None) -> str | None:
+        if value is not None and not _RDS_SNAPSHOT.match(value):
+            raise ValueError("expected an RDS snapshot identifier or ARN (letters, digits, single hyphens)")
+        return value
 
     @model_validator(mode="after")
     def _storage_can_grow(self) -> Self:
@@ -139,6 +177,10 @@ class ServerConfig(_Section):
     image: str | None = None
     serve_artifacts: bool = True
     log_retention_days: int = 90
+    # Seconds a task leaving the load balancer (deploy, scale-in) keeps serving the requests it has,
+    # e.g. a large model upload: the target group's deregistration delay. At least the container's
+    # stop timeout, at most the load balancer's limit.
+    drain_seconds: Annotated[int, Field(ge=STOP_TIMEOUT_SECONDS, le=3600)] = 300
 
     @field_validator("log_retention_days")
     @classmethod
@@ -178,6 +220,11 @@ class AccessConfig(_Section):
     domain_name: str | None = None
     hosted_zone_id: Annotated[str, Field(pattern=r"^Z[A-Z0-9]{1,31}$")] | None = None
     allowed_hosts: list[str] = Field(default_factory=list)
+    # Prod refuses 0.0.0.0/0 in allowed_cidrs unless this says that anyone on the internet may connect.
+    allow_open_internet: bool = False
+    # Requests one client IP may send in 5 minutes before the web ACL blocks it (internet-facing
+    # load balancers only). A whole office behind one NAT address counts as one client.
+    rate_limit_per_ip: Annotated[int, Field(ge=10, le=2_000_000_000)] = 3000
 
     @field_validator("certificate_arn")
     @classmethod
@@ -223,6 +270,50 @@ class ArtifactsConfig(_Section):
         return value
 
 
+class AlertsConfig(_Section):
+    """Who is told when the platform breaks, and the thresholds of its alarms."""
+
+    # E-mail addresses subscribed to the alarm topic (each confirms once); prod needs at least one.
+    emails: list[str] = Field(default_factory=list)
+    # Share of the requests reaching the tasks that end in a 5XX, in percent.
+    target_5xx_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
+    # Database CPU, in percent.
+    database_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 80
+    # Free database storage below this many GiB.
+    database_free_storage_gib: Annotated[int, Field(ge=1, le=65536)] = 5
+    # Open database connections above this count (each server worker pools a few).
+    database_connections: Annotated[int, Field(ge=1, le=100_000)] = 100
+    # Minutes a condition must hold, one-minute periods in a row, before its alarm fires.
+    evaluation_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+
+    @field_validator("emails")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if not _EMAIL.match(address)]
+        if bad:
+            raise ValueError(f"expected e-mail addresses such as ml-oncall@example.org, got {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError("expected each address once")
+        return value
+
+
+class AuditConfig(_Section):
+    """Where the access and database logs go, and for how long they are kept."""
+
+    # Days the load-balancer and S3 access logs (log bucket), the database's exported logs and the
+    # web ACL's logs (CloudWatch) are kept.
+    log_retention_days: int = 365
+    # `pulumi destroy` may delete the log bucket with its logs (dev only; prod refuses it).
+    force_destroy: bool = False
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_allowed(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"expected one of CloudWatch's retention periods {LOG_RETENTION_DAYS}")
+        return value
+
+
 class PlatformConfig(_Section):
     """The whole stack configuration. Build it with `PlatformConfig.from_stack_config` or `parse`."""
 
@@ -234,6 +325,8 @@ class PlatformConfig(_Section):
     server: ServerConfig = ServerConfig()
     access: AccessConfig
     artifacts: ArtifactsConfig = ArtifactsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    audit: AuditConfig = AuditConfig()
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -266,6 +359,17 @@ class PlatformConfig(_Section):
             )
         if self.server.min_count < 2:
             problems.append(f"server.min_count: got {self.server.min_count}, expected >= 2 tasks in prod")
+        if not self.alerts.emails:
+            problems.append("alerts.emails: empty, expected at least one address in prod (someone must get the alarms)")
+        if not self.database.performance_insights:
+            problems.append("database.performance_insights: got False, expected true in prod")
+        if self.audit.force_destroy:
+            problems.append("audit.force_destroy: got True, expected false in prod (a destroy never deletes the logs)")
+        if any(cidr.prefixlen == 0 for cidr in self.access.allowed_cidrs) and not self.access.allow_open_internet:
+            problems.append(
+                "access.allowed_cidrs: contains 0.0.0.0/0, expected the clients' ranges in prod; set "
+                "access.allow_open_internet: true to accept connections from anywhere explicitly"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -310,7 +414,9 @@ def _decode_pulumi_value(raw: Any) -> Any:
 
 __all__ = [
     "AccessConfig",
+    "AlertsConfig",
     "ArtifactsConfig",
+    "AuditConfig",
     "ConfigError",
     "DatabaseConfig",
     "ExistingNetwork",

@@ -3,11 +3,13 @@
 The default key policy grants `kms:*` to the account; this one lists the actions instead, so the key
 policy passes the same no-wildcard check as every IAM policy. The account root statement is what lets
 IAM policies (the task roles) grant use of the key; the optional CloudWatch Logs statement lets the
-log service encrypt exactly the log groups under one name prefix.
+log service encrypt exactly the log groups under the given name prefixes, and the optional publisher
+statement lets named AWS services (CloudWatch alarms, RDS events) encrypt for this account only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -58,6 +60,8 @@ LOGS_KEY_ACTIONS = (
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
 )
+# What an AWS service publishing to a topic encrypted with the key needs (SNS' documented minimum).
+PUBLISHER_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 DELETION_WINDOW_DAYS = 30
 
 
@@ -67,8 +71,11 @@ class EncryptionKeyArgs:
     """What the key protects (shown in the KMS console)."""
     region: str
     """The stack's region (the key policy's service conditions name it)."""
-    log_group_prefix: str | None = None
-    """CloudWatch Logs may use the key only for log groups whose name starts with this prefix."""
+    log_group_prefixes: Sequence[pulumi.Input[str]] = ()
+    """CloudWatch Logs may use the key only for log groups whose name starts with one of these prefixes."""
+    publisher_services: Sequence[str] = ()
+    """AWS services (`cloudwatch.amazonaws.com`, ...) that may encrypt with the key for this account
+    only, e.g. to publish to an SNS topic the key encrypts."""
 
 
 class EncryptionKey(pulumi.ComponentResource):
@@ -96,18 +103,13 @@ class EncryptionKey(pulumi.ComponentResource):
                 "Resource": "*",
             }
         ]
-        if args.log_group_prefix is not None:
-            log_groups = pulumi.Output.concat(
-                "arn:",
-                arn_partition,
-                ":logs:",
-                args.region,
-                ":",
-                identity.account_id,
-                ":log-group:",
-                args.log_group_prefix,
-                "*",
-            )
+        if args.log_group_prefixes:
+            log_groups = [
+                pulumi.Output.concat(
+                    "arn:", arn_partition, ":logs:", args.region, ":", identity.account_id, ":log-group:", prefix, "*"
+                )
+                for prefix in args.log_group_prefixes
+            ]
             statements.append(
                 {
                     "Sid": "CloudWatchLogsForThePlatformLogGroupsOnly",
@@ -116,6 +118,17 @@ class EncryptionKey(pulumi.ComponentResource):
                     "Action": list(LOGS_KEY_ACTIONS),
                     "Resource": "*",
                     "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+                }
+            )
+        if args.publisher_services:
+            statements.append(
+                {
+                    "Sid": "AwsServicesPublishForThisAccountOnly",
+                    "Effect": "Allow",
+                    "Principal": {"Service": sorted(args.publisher_services)},
+                    "Action": list(PUBLISHER_KEY_ACTIONS),
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": identity.account_id}},
                 }
             )
 

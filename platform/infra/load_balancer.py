@@ -4,6 +4,10 @@ HTTPS with the configured ACM certificate and a TLS 1.3 policy; port 80 only red
 Plain HTTP forwarding exists solely for a stack that sets `access.allow_insecure_http` and has no
 certificate (PlatformConfig refuses that in prod). The target group's health check uses MLflow's
 `/health`, which basic auth leaves open, so health checks work with authentication on.
+
+A task leaving the target group (a deploy, a scale-in) keeps the requests it is serving for
+`server.drain_seconds` before ECS stops it, so a large upload is not cut. The load balancer writes
+its access logs to the audit bucket (`AuditLogs`) when it is given one.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 HEALTH_CHECK_PATH = "/health"
 # Large artifacts stream through the proxy; the default 60 s would cut slow uploads.
 IDLE_TIMEOUT_SECONDS = 300
-DEREGISTRATION_DELAY_SECONDS = 30
 
 
 def serves_https(access: AccessConfig) -> bool:
@@ -47,17 +50,27 @@ class LoadBalancerArgs:
     """The port the server tasks listen on."""
     deletion_protection: bool
     """Whether the load balancer refuses deletion (on where the database is protected)."""
+    deregistration_delay_seconds: int
+    """How long a task leaving the target group keeps its in-flight requests (`server.drain_seconds`)."""
+    access_logs_bucket: pulumi.Input[str] | None = None
+    """The bucket the load balancer writes its access logs to (`AuditLogs`); none: no access logs."""
+    access_logs_prefix: pulumi.Input[str] | None = None
+    """The key prefix of the access logs in that bucket."""
 
 
 class LoadBalancer(pulumi.ComponentResource):
     """ALB, target group, listeners and the optional Route 53 alias."""
 
+    arn: pulumi.Output[str]
+    """The load balancer's ARN (what a web ACL is associated with)."""
     dns_name: pulumi.Output[str]
     """The load balancer's DNS name."""
     zone_id: pulumi.Output[str]
     """The load balancer's hosted zone (for alias records)."""
     target_group_arn: pulumi.Output[str]
     """The target group the ECS service registers its tasks in."""
+    target_group_arn_suffix: pulumi.Output[str]
+    """The target group's ARN suffix (the dimension of its CloudWatch metrics)."""
     arn_suffix: pulumi.Output[str]
     """The load balancer's ARN suffix (the dimension CloudWatch metrics use)."""
     listeners: list[aws.lb.Listener]
@@ -77,6 +90,13 @@ class LoadBalancer(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             idle_timeout=IDLE_TIMEOUT_SECONDS,
             enable_deletion_protection=args.deletion_protection,
+            access_logs=(
+                aws.lb.LoadBalancerAccessLogsArgs(
+                    bucket=args.access_logs_bucket, prefix=args.access_logs_prefix, enabled=True
+                )
+                if args.access_logs_bucket is not None
+                else None
+            ),
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
@@ -85,7 +105,7 @@ class LoadBalancer(pulumi.ComponentResource):
             protocol="HTTP",
             port=args.target_port,
             vpc_id=args.vpc_id,
-            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            deregistration_delay=args.deregistration_delay_seconds,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True,
                 path=HEALTH_CHECK_PATH,
@@ -158,15 +178,19 @@ class LoadBalancer(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self.arn = balancer.arn
         self.dns_name = balancer.dns_name
         self.zone_id = balancer.zone_id
         self.arn_suffix = balancer.arn_suffix
         self.target_group_arn = target_group.arn
+        self.target_group_arn_suffix = target_group.arn_suffix
         self.register_outputs(
             {
+                "arn": self.arn,
                 "dns_name": self.dns_name,
                 "zone_id": self.zone_id,
                 "target_group_arn": self.target_group_arn,
+                "target_group_arn_suffix": self.target_group_arn_suffix,
                 "arn_suffix": self.arn_suffix,
             }
         )

@@ -3,6 +3,14 @@
 It sits in the isolated subnets, answers only the server tasks' security group, refuses connections
 without TLS (`rds.force_ssl`), encrypts its storage with the platform key, and its connection details
 (password included) exist only in a Secrets Manager secret that the task receives as an ECS secret.
+The server verifies the instance's certificate (`sslmode=verify-full`, with the RDS CA bundle of the
+image).
+
+Its `postgresql` and `upgrade` logs are exported to CloudWatch, into log groups this component creates
+first (RDS would otherwise create them, unencrypted and kept forever), with the audit retention and
+the platform key. Performance Insights, where the config turns it on, is encrypted with the same key.
+The instance identifier is fixed (`database_identifier`) because the log groups are named after it
+and must exist before the instance does.
 """
 
 from __future__ import annotations
@@ -23,12 +31,29 @@ DATABASE_NAME = "mlflow"
 MASTER_USERNAME = "mlflow"
 PASSWORD_LENGTH = 40
 STORAGE_TYPE = "gp3"
+# The logs RDS exports to CloudWatch: the server's log (errors, slow statements, connections) and the
+# log of engine upgrades.
+EXPORTED_LOGS = ("postgresql", "upgrade")
 
 
 def final_snapshot_identifier(name: str) -> str:
     """RDS identifiers: letters, digits and single hyphens, starting with a letter."""
     raw = f"{name}-{pulumi.get_stack()}-final"
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-zA-Z0-9]", "-", raw)).strip("-")[:255]
+
+
+def database_identifier(name: str, config: DatabaseConfig) -> str:
+    """The RDS instance identifier: the configured one, else `<name>-<stack>` in RDS' alphabet."""
+    if config.identifier is not None:
+        return config.identifier
+    raw = f"{name}-{pulumi.get_stack()}".lower()
+    cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9]", "-", raw)).strip("-")[:63].rstrip("-")
+    return cleaned if cleaned[:1].isalpha() else f"db-{cleaned}"[:63].rstrip("-")
+
+
+def exported_log_group_prefix(identifier: str) -> str:
+    """The prefix of the log groups RDS exports this instance's logs to."""
+    return f"/aws/rds/instance/{identifier}/"
 
 
 @dataclass(frozen=True)
@@ -42,7 +67,9 @@ class MetadataStoreArgs:
     server_security_group_id: pulumi.Input[str]
     """The only security group whose members may connect (the server tasks)."""
     kms_key_arn: pulumi.Input[str]
-    """The platform key: storage, Performance Insights and the connection secret."""
+    """The platform key: storage, Performance Insights, the exported logs and the connection secret."""
+    log_retention_days: int
+    """Days CloudWatch keeps the exported database logs (`audit.log_retention_days`)."""
 
 
 class MetadataStore(pulumi.ComponentResource):
@@ -56,6 +83,8 @@ class MetadataStore(pulumi.ComponentResource):
     """The instance's port."""
     security_group_id: pulumi.Output[str]
     """The database's security group."""
+    identifier: pulumi.Output[str]
+    """The RDS instance identifier (alarm dimension, event source, snapshots)."""
 
     def __init__(self, name: str, args: MetadataStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mlflow-platform:storage:MetadataStore", name, None, opts)
@@ -105,9 +134,24 @@ class MetadataStore(pulumi.ComponentResource):
             opts=child,
         )
 
+        identifier = database_identifier(name, config)
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{log}-logs",
+                name=f"{exported_log_group_prefix(identifier)}{log}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.kms_key_arn,
+                opts=child,
+            )
+            for log in EXPORTED_LOGS
+        ]
+
         password = generated_password(f"{name}-password", length=PASSWORD_LENGTH, parent=self)
         instance = aws.rds.Instance(
             f"{name}-postgres",
+            identifier=identifier,
+            # A restore (rollback) replaces the instance with one made from this snapshot.
+            snapshot_identifier=config.restore_from_snapshot,
             engine="postgres",
             engine_version=config.engine_version,
             instance_class=config.instance_class,
@@ -133,11 +177,17 @@ class MetadataStore(pulumi.ComponentResource):
             auto_minor_version_upgrade=True,
             allow_major_version_upgrade=False,
             iam_database_authentication_enabled=False,
-            opts=child,
+            enabled_cloudwatch_logs_exports=list(EXPORTED_LOGS),
+            performance_insights_enabled=config.performance_insights,
+            performance_insights_kms_key_id=args.kms_key_arn if config.performance_insights else None,
+            performance_insights_retention_period=(
+                config.performance_insights_retention_days if config.performance_insights else None
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=log_groups),
         )
 
         # The payload the server parses (`contract.DatabaseSecret`), validated here at deploy time too.
-        # `require`: the server refuses to fall back to plain text even if the parameter group changed.
+        # `verify-full`: TLS even if the parameter group changed, and the certificate checked for this host.
         connection = pulumi.Output.all(instance.address, instance.port, password).apply(
             lambda values: DatabaseSecret(
                 host=values[0],
@@ -145,7 +195,7 @@ class MetadataStore(pulumi.ComponentResource):
                 dbname=DATABASE_NAME,
                 username=MASTER_USERNAME,
                 password=values[2],
-                sslmode="require",
+                sslmode="verify-full",
             ).secret_string()
         )
         secret = stored_secret(
@@ -161,11 +211,13 @@ class MetadataStore(pulumi.ComponentResource):
         self.address = instance.address
         self.port = instance.port
         self.security_group_id = security_group.id
+        self.identifier = instance.identifier
         self.register_outputs(
             {
                 "secret_arn": self.secret_arn,
                 "address": self.address,
                 "port": self.port,
                 "security_group_id": self.security_group_id,
+                "identifier": self.identifier,
             }
         )

@@ -14,16 +14,25 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from mlflow_platform.infra.alerting import Alerting, AlertingArgs
 from mlflow_platform.infra.artifact_store import ArtifactStore, ArtifactStoreArgs
+from mlflow_platform.infra.audit_logs import AuditLogs, AuditLogsArgs
 from mlflow_platform.infra.client_publication import ClientConfigPublication, ClientConfigPublicationArgs, tracking_uri
+from mlflow_platform.infra.edge_protection import WAF_LOG_GROUP_PREFIX, EdgeProtection, EdgeProtectionArgs
 from mlflow_platform.infra.encryption import EncryptionKey, EncryptionKeyArgs
 from mlflow_platform.infra.load_balancer import LoadBalancer, LoadBalancerArgs, listener_ports, serves_https
-from mlflow_platform.infra.metadata_store import MetadataStore, MetadataStoreArgs
+from mlflow_platform.infra.metadata_store import (
+    MetadataStore,
+    MetadataStoreArgs,
+    database_identifier,
+    exported_log_group_prefix,
+)
 from mlflow_platform.infra.model_reader import ModelReaderArgs, ModelReaderPolicy
 from mlflow_platform.infra.network import FlowLogSettings, Network, NetworkArgs
 from mlflow_platform.infra.security_groups import SecurityGroups, SecurityGroupsArgs
 from mlflow_platform.infra.server_credentials import Credentials, CredentialsArgs
 from mlflow_platform.infra.tracking_server import ServerSecrets, TrackingServer, TrackingServerArgs
+from mlflow_platform.infra.upgrade_snapshot import UpgradeSnapshot, UpgradeSnapshotArgs, snapshot_component_name
 from mlflow_platform.server import contract
 from toolkit.client_config import STACK_OUTPUT_NAME
 from toolkit.errors import ConfigError
@@ -42,6 +51,11 @@ def platform_tags(config: PlatformConfig, stack: str) -> dict[str, str]:
 
 def log_group_prefix(stack: str) -> str:
     return f"/mlflow-platform/{stack}/"
+
+
+def waf_log_group_name(base: str, stack: str) -> str:
+    """WAF writes only to log groups whose name starts with `aws-waf-logs-`."""
+    return f"{WAF_LOG_GROUP_PREFIX}{base}-{stack}"
 
 
 def allowed_hosts(config: PlatformConfig, load_balancer_dns_name: str) -> list[str]:
@@ -73,7 +87,8 @@ class MlflowPlatformArgs:
 
 
 class MlflowPlatform(pulumi.ComponentResource):
-    """Network, artifact and metadata stores, credentials, load balancer, server, client config."""
+    """Network, artifact and metadata stores, credentials, load balancer (and its web ACL when it faces
+    the internet), server, the pre-upgrade snapshot, alerting, audit logs, client config."""
 
     client_config: pulumi.Output[dict[str, Any]]
     """What clients need (stack output `client_config`; also published to SSM)."""
@@ -95,6 +110,12 @@ class MlflowPlatform(pulumi.ComponentResource):
     """The VPC the platform runs in."""
     model_reader_policy_arn: pulumi.Output[str]
     """The managed policy a scoring pipeline's role attaches to read models (`ModelReaderPolicy`)."""
+    alarm_topic_arn: pulumi.Output[str]
+    """The SNS topic of the alarms and database events (`Alerting`)."""
+    audit_log_bucket: pulumi.Output[str]
+    """The bucket of the load balancer's and the artifact bucket's access logs (`AuditLogs`)."""
+    upgrade_snapshot_id: pulumi.Output[str]
+    """The database snapshot taken for the MLflow version the stack runs (`UpgradeSnapshot`)."""
 
     def __init__(self, name: str, args: MlflowPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = args.config
@@ -113,13 +134,19 @@ class MlflowPlatform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, providers={"aws": provider})
+        internet_facing = not config.access.internal
+        db_identifier = database_identifier(f"{base}-db", config.database)
 
         platform_key = EncryptionKey(
             f"{base}-platform",
             EncryptionKeyArgs(
-                description=f"{base} ({stack}): secrets, database storage, server and flow logs",
+                description=f"{base} ({stack}): secrets, database storage, server, flow, database and WAF logs",
                 region=config.region,
-                log_group_prefix=log_group_prefix(stack),
+                log_group_prefixes=[
+                    log_group_prefix(stack),
+                    exported_log_group_prefix(db_identifier),
+                    *([waf_log_group_name(base, stack)] if internet_facing else []),
+                ],
             ),
             opts=child,
         )
@@ -149,6 +176,17 @@ class MlflowPlatform(pulumi.ComponentResource):
         artifacts = ArtifactStore(
             f"{base}-artifacts", ArtifactStoreArgs(config=config.artifacts, region=config.region), opts=child
         )
+        audit = AuditLogs(
+            f"{base}-audit",
+            AuditLogsArgs(
+                region=config.region,
+                retention_days=config.audit.log_retention_days,
+                force_destroy=config.audit.force_destroy,
+                artifact_bucket_name=artifacts.bucket_name,
+                artifact_bucket_arn=artifacts.bucket_arn,
+            ),
+            opts=child,
+        )
         credentials = Credentials(f"{base}-credentials", CredentialsArgs(kms_key_arn=platform_key.key_arn), opts=child)
         database = MetadataStore(
             f"{base}-db",
@@ -158,7 +196,14 @@ class MlflowPlatform(pulumi.ComponentResource):
                 isolated_subnet_ids=network.isolated_subnet_ids,
                 server_security_group_id=firewall.server_security_group_id,
                 kms_key_arn=platform_key.key_arn,
+                log_retention_days=config.audit.log_retention_days,
             ),
+            opts=child,
+        )
+        # Named after the MLflow version: a version change declares a new snapshot and keeps the old one.
+        upgrade_snapshot = UpgradeSnapshot(
+            snapshot_component_name(base, config.server.mlflow_version),
+            UpgradeSnapshotArgs(database_identifier=database.identifier, mlflow_version=config.server.mlflow_version),
             opts=child,
         )
         balancer = LoadBalancer(
@@ -170,9 +215,24 @@ class MlflowPlatform(pulumi.ComponentResource):
                 security_group_id=firewall.load_balancer_security_group_id,
                 target_port=contract.LISTEN_PORT,
                 deletion_protection=config.is_prod,
+                deregistration_delay_seconds=config.server.drain_seconds,
+                access_logs_bucket=audit.bucket_name,
+                access_logs_prefix=audit.load_balancer_prefix,
             ),
             opts=child,
         )
+        if internet_facing:
+            EdgeProtection(
+                f"{base}-edge",
+                EdgeProtectionArgs(
+                    load_balancer_arn=balancer.arn,
+                    rate_limit_per_ip=config.access.rate_limit_per_ip,
+                    log_group_name=waf_log_group_name(base, stack),
+                    log_retention_days=config.audit.log_retention_days,
+                    kms_key_arn=platform_key.key_arn,
+                ),
+                opts=child,
+            )
         server = TrackingServer(
             f"{base}-server",
             TrackingServerArgs(
@@ -192,9 +252,25 @@ class MlflowPlatform(pulumi.ComponentResource):
                 ),
                 log_group_name=f"{log_group_prefix(stack)}{base}-server",
                 allowed_hosts=balancer.dns_name.apply(lambda dns: allowed_hosts(config, dns)),
+                public_scheme="https" if serves_https(config.access) else "http",
                 force_delete_images=config.artifacts.force_destroy,
-                depends_on=balancer.listeners,
+                depends_on=[*balancer.listeners, upgrade_snapshot.snapshot],
                 image_context=args.image_context,
+            ),
+            opts=child,
+        )
+
+        alerting = Alerting(
+            f"{base}-alerts",
+            AlertingArgs(
+                config=config.alerts,
+                region=config.region,
+                load_balancer_arn_suffix=balancer.arn_suffix,
+                target_group_arn_suffix=balancer.target_group_arn_suffix,
+                cluster_name=server.cluster_name,
+                service_name=server.service_name,
+                min_running_tasks=config.server.min_count,
+                database_identifier=database.identifier,
             ),
             opts=child,
         )
@@ -239,6 +315,9 @@ class MlflowPlatform(pulumi.ComponentResource):
         self.log_group_name = server.log_group_name
         self.vpc_id = network.vpc_id
         self.model_reader_policy_arn = model_reader.policy_arn
+        self.alarm_topic_arn = alerting.topic_arn
+        self.audit_log_bucket = audit.bucket_name
+        self.upgrade_snapshot_id = upgrade_snapshot.snapshot_identifier
         self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, pulumi.Output[Any]]:
@@ -254,6 +333,9 @@ class MlflowPlatform(pulumi.ComponentResource):
             "log_group": self.log_group_name,
             "vpc_id": self.vpc_id,
             "model_reader_policy_arn": self.model_reader_policy_arn,
+            "alarm_topic_arn": self.alarm_topic_arn,
+            "audit_log_bucket": self.audit_log_bucket,
+            "upgrade_snapshot_id": self.upgrade_snapshot_id,
         }
 
 

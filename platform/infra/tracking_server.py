@@ -90,7 +90,9 @@ def container_definitions(
                     "awslogs-stream-prefix": CONTAINER_NAME,
                 },
             },
-            "stopTimeout": 30,
+            # SIGTERM to SIGKILL: Fargate's maximum, so in-flight requests (uploads) can finish; the
+            # server bounds its own shutdown below this and exits by itself.
+            "stopTimeout": contract.STOP_TIMEOUT_SECONDS,
         }
     ]
 
@@ -140,10 +142,13 @@ class TrackingServerArgs:
     """The name of the server's CloudWatch log group (created here)."""
     allowed_hosts: pulumi.Input[Sequence[str]]
     """Host names the server must accept (load balancer DNS name, domain, configured extras)."""
+    public_scheme: str
+    """`https` or `http`: how clients reach the server (the UI's CORS origins use only this scheme)."""
     force_delete_images: bool = False
     """An ECR repository holding images may be deleted with them only where the stack allows it."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
-    """Resources the service must wait for (the listeners that attach the target group to the ALB)."""
+    """Resources the service must wait for: the listeners that attach the target group to the ALB, and
+    the snapshot of the database taken for the MLflow version the service is about to run."""
     image_context: Path | None = None
     """The image's build context; by default `platform/server/` of this checkout (tests point it elsewhere)."""
 
@@ -267,6 +272,7 @@ class TrackingServer(pulumi.ComponentResource):
             contract.WORKERS: str(config.workers),
             contract.HOST: contract.LISTEN_HOST,
             contract.PORT: str(contract.LISTEN_PORT),
+            contract.PUBLIC_SCHEME: args.public_scheme,
             "AWS_DEFAULT_REGION": args.region,
             "HOME": SCRATCH_PATH,  # the only writable path: anything a library caches under ~ lands there
         }
@@ -320,7 +326,9 @@ class TrackingServer(pulumi.ComponentResource):
             ],
             enable_execute_command=False,
             propagate_tags="SERVICE",
-            wait_for_steady_state=False,
+            # `pulumi up` waits until the new tasks are running and healthy: a rollout that fails (and
+            # that the circuit breaker rolls back) fails the update instead of reporting success.
+            wait_for_steady_state=True,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=list(args.depends_on),

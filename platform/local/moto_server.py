@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -36,6 +37,8 @@ from toolkit.aws import LOCAL_EMULATOR_KEY
 _logger = logging.getLogger("mlflow_platform.local.moto_server")
 
 READY_PATH = "/_mlflow_platform/ready"
+# The service a SigV4 Authorization header is signed for: Credential=KEY/DATE/REGION/SERVICE/aws4_request.
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/(?P<service>[a-z0-9-]+)/aws4_request")
 SYNC_DEBOUNCE_SECONDS = 0.5
 _WRITE_TARGETS = {
     "secretsmanager": (
@@ -106,6 +109,10 @@ class StateMirror:
             service = "secretsmanager" if prefix == "secretsmanager" else "ssm" if prefix == "AmazonSSM" else None
             return service if service and action in _WRITE_TARGETS[service] else None
         if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+            return None
+        # IAM and STS calls (sign-ins replayed by the server among them) are POSTs too, but not S3's.
+        scope = _CREDENTIAL_SCOPE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+        if scope is not None and scope["service"] != "s3":
             return None
         return "s3" if environ.get("REQUEST_METHOD") in ("PUT", "POST", "DELETE") else None
 

@@ -38,6 +38,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 
+from mlflow_platform.local.identity import EmulatorKey, ensure_iam_user, local_username, server_identity
 from mlflow_platform.local.postgres import SUPERUSER as POSTGRES_SUPERUSER
 from mlflow_platform.local.postgres import PostgresCluster, PostgresError
 from mlflow_platform.server import contract
@@ -382,6 +383,7 @@ class LocalPlatform:
                     # Only the port may move between runs (`--postgres-port`); keep the rest as it is.
                     moved = stored.model_copy(update={"port": self.ports().postgres})
                     client.put_secret_value(SecretId=secret_id, SecretString=moved.secret_string())
+        self._ensure_identity()
         self.aws_client("ssm").put_parameter(
             Name=ssm_parameter_name(STACK),
             Value=self.client_config().model_dump_json(),
@@ -389,16 +391,45 @@ class LocalPlatform:
             Overwrite=True,
         )
 
+    def _ensure_identity(self) -> EmulatorKey:
+        """The IAM user of the person running the platform, and its key, valid in this moto (see
+        `mlflow_platform.local.identity`); saved with the settings and carried by the `local` profile."""
+        import boto3
+
+        settings = self._load_settings()
+        saved = EmulatorKey(**settings["identity"]) if settings.get("identity") else None
+
+        def sts_for(key: EmulatorKey) -> Any:
+            session = boto3.session.Session(
+                aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key, region_name=REGION
+            )
+            return session.client("sts", endpoint_url=self.moto_endpoint)
+
+        key = ensure_iam_user(self.aws_client("iam"), sts_for, local_username(), saved)
+        if key != saved:
+            settings["identity"] = key.__dict__
+            self._save_settings(settings)
+        return key
+
+    def identity(self) -> EmulatorKey | None:
+        """The IAM user `up` created for the person running the platform, with its emulator key."""
+        saved = self._load_settings().get("identity")
+        return EmulatorKey(**saved) if saved else None
+
     def client_config(self) -> ClientConfig:
-        """The `ClientConfig` the AWS stack would output, pointing at 127.0.0.1 and moto."""
+        """The `ClientConfig` the AWS stack would output, pointing at 127.0.0.1 and moto, plus the
+        emulator key of the person's IAM user: clients sign in with that identity, never a password."""
+        key = self.identity()
         return ClientConfig(
             stack=STACK,
             tracking_uri=self.tracking_uri,
             artifact_store_uri=f"s3://{BUCKET}",
             region=REGION,
-            credentials_secret_id=ADMIN_SECRET_ID,
             mlflow_version=version("mlflow"),
             aws_endpoint_url=self.moto_endpoint,
+            auth="aws-iam",
+            emulator_access_key_id=key.access_key_id if key else None,
+            emulator_secret_access_key=key.secret_access_key if key else None,
         )
 
     def read_secret(self, secret_id: str) -> str:
@@ -419,6 +450,9 @@ class LocalPlatform:
                 contract.HOST: "127.0.0.1",
                 contract.PORT: str(self.ports().server),
                 contract.AUTH_CONFIG_DIR: str(self.auth_config_dir),
+                # Sign-in with (emulated) AWS identities; the server verifies them with moto's STS.
+                contract.IDENTITY: server_identity(self.tracking_uri, REGION).model_dump_json(),
+                contract.STS_ENDPOINT: self.moto_endpoint,
                 "AWS_ENDPOINT_URL": self.moto_endpoint,
                 "MLFLOW_S3_ENDPOINT_URL": self.moto_endpoint,
                 "AWS_ACCESS_KEY_ID": LOCAL_EMULATOR_KEY,

@@ -46,6 +46,7 @@ ADVISORY_LOCK_KEY = 0x6D6C_666C_6F77_706C
 LOCK_TIMEOUT_SECONDS = 600.0
 DATABASE_CONNECT_TIMEOUT_SECONDS = 120.0
 AUTH_CONFIG_NAME = "basic_auth.ini"
+AUTHORIZATION_FUNCTION = "mlflow_platform.server.aws_identity:authenticate"
 # The variables MLflow reads that our settings replace; removed so a stale value cannot win.
 _OVERRIDDEN_MLFLOW_VARIABLES = ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
 
@@ -146,10 +147,12 @@ def write_auth_config(settings: ServerSettings, folder: Path) -> Path:
     folder.chmod(0o700)
     parser = configparser.ConfigParser(interpolation=None)
     parser["mlflow"] = {
-        "default_permission": "READ",
+        "default_permission": settings.identity.default_permission if settings.identity else "READ",
         "database_uri": _escape_interpolation(settings.database_uri.get_secret_value()),
         "admin_username": settings.admin.username,
-        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        # AWS identities and MLflow's Basic auth, never a 5xx for a malformed credential, and one log
+        # line per request (mlflow_platform/server/aws_identity.py).
+        "authorization_function": AUTHORIZATION_FUNCTION,
         "auth_cache_ttl_seconds": str(settings.auth_cache_seconds),
     }
     path = folder / AUTH_CONFIG_NAME
@@ -305,4 +308,3 @@ def sync_admin_user(uri: str, username: str, password: str) -> str:
         store.engine.dispose()
     _logger.info("admin user %r: %s", username, action)
     return action
-

@@ -20,7 +20,14 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Pydanti
 from pydantic_settings.sources.utils import parse_env_vars
 
 from mlflow_platform.server import contract
-from mlflow_platform.server.contract import AdminSecret, AuthCacheSeconds, DatabaseSecret, Port, Workers
+from mlflow_platform.server.contract import (
+    AdminSecret,
+    AuthCacheSeconds,
+    DatabaseSecret,
+    Port,
+    ServerIdentity,
+    Workers,
+)
 
 __all__ = ["ServerSettings", "SettingsError"]
 
@@ -80,6 +87,9 @@ class ServerSettings(BaseSettings):
     host: Annotated[str, Field(min_length=1)] = Field(contract.LISTEN_HOST, validation_alias=contract.HOST)
     port: Port = Field(contract.LISTEN_PORT, validation_alias=contract.PORT)
     auth_config_dir: Path | None = Field(None, validation_alias=contract.AUTH_CONFIG_DIR)
+    # Sign-in with AWS identities: who maps to which MLflow user, and where STS is (not secret).
+    identity: Annotated[ServerIdentity | None, NoDecode] = Field(None, validation_alias=contract.IDENTITY)
+    sts_endpoint: str | None = Field(None, validation_alias=contract.STS_ENDPOINT)
     running_on_ecs: bool = Field(False, validation_alias=ECS_METADATA_ENV)
 
     @classmethod
@@ -119,6 +129,33 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _admin_json(cls, value: Any) -> Any:
         return _secret_json(AdminSecret, value)
+
+    @field_validator("identity", mode="before")
+    @classmethod
+    def _identity_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return ServerIdentity.model_validate_json(value)
+        except ValidationError as exc:
+            problems = [
+                "not valid JSON"
+                if error["type"] == "json_invalid"
+                else f"{'.'.join(str(part) for part in error['loc']) or 'the value'}: "
+                + str(error["msg"]).removeprefix("Value error, ")
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+            raise ValueError("; ".join(problems)) from None
+
+    @field_validator("sts_endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError("expected an http(s) URL without a path, such as https://sts.eu-west-1.amazonaws.com")
+        return value.strip().rstrip("/")
 
     @field_validator("running_on_ecs", mode="before")
     @classmethod

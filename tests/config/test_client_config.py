@@ -42,7 +42,14 @@ def test_round_trip_stack_outputs_to_profile_to_toolkit_defaults() -> None:
     config = ClientConfig.from_stack_outputs(outputs)
     path = save_profile(config)
     assert path.name == "dev.json"
-    assert json.loads(path.read_text()) == {**CLIENT, "aws_endpoint_url": None, "model_reader_policy_arn": None}
+    assert json.loads(path.read_text()) == {
+        **CLIENT,
+        "aws_endpoint_url": None,
+        "model_reader_policy_arn": None,
+        "auth": "basic",
+        "emulator_access_key_id": None,
+        "emulator_secret_access_key": None,
+    }
     assert active_profile_name() == "dev"
     resolved = resolve_client_config()
     assert resolved.config == config

@@ -56,6 +56,10 @@ class Recorded:
     custom: bool = True
     # "<provider urn>::<provider id>" for custom resources.
     provider: str = ""
+    # URNs of the resources it depends on (explicit `depends_on` and those its inputs come from).
+    dependencies: list[str] = field(default_factory=list)
+    # Whether `pulumi destroy` (or removing it from the program) leaves it in the cloud.
+    retain_on_delete: bool = False
 
 
 class PlatformMocks(pulumi_mocks.Mocks):
@@ -86,6 +90,8 @@ class PlatformMocks(pulumi_mocks.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{letter}" for letter in "abcdef"]
             return {"names": names, "zoneIds": [f"euw1-az{i}" for i in range(1, 7)], "id": self.region}, []
+        if token == "aws:elb/getServiceAccount:getServiceAccount":
+            return {"id": "156460612806", "arn": "arn:aws:iam::156460612806:root"}, []
         if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {
                 "userName": "AWS",
@@ -132,14 +138,20 @@ class PlatformMocks(pulumi_mocks.Mocks):
             value = _alphanumeric(name, int(inputs.get("length", 16)))
             return generic_id, {"result": value, "bcryptHash": "$2a$10$" + _hex(name, 53)}
         if typ == "aws:rds/instance:Instance":
-            address = f"{name}-{suffix}.c{_hex(name, 11)}.{region}.rds.amazonaws.com"
+            identifier = inputs.get("identifier") or f"{name}-{suffix}"
+            address = f"{identifier}.c{_hex(name, 11)}.{region}.rds.amazonaws.com"
             return f"db-{suffix.upper()}", {
                 "address": address,
                 "endpoint": f"{address}:5432",
                 "port": inputs.get("port", 5432),
-                "arn": self._arn("rds", f"db:{name}-{suffix}"),
-                "identifier": f"{name}-{suffix}",
+                "arn": self._arn("rds", f"db:{identifier}"),
+                "identifier": identifier,
             }
+        if typ == "aws:rds/snapshot:Snapshot":
+            snapshot = inputs["dbSnapshotIdentifier"]
+            return snapshot, {"dbSnapshotArn": self._arn("rds", f"snapshot:{snapshot}")}
+        if typ == "random:index/randomId:RandomId":
+            return generic_id, {"hex": _hex(name, 2 * int(inputs.get("byteLength", 4)))}
         if typ in ("aws:rds/subnetGroup:SubnetGroup", "aws:rds/parameterGroup:ParameterGroup"):
             return generic_id, {"name": generic_id, "arn": self._arn("rds", f"pg:{generic_id}")}
         if typ == "aws:lb/loadBalancer:LoadBalancer":
@@ -227,6 +239,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if record is not None:
             record.urn = response.urn
             record.parent_urn = request.parent
+            record.dependencies = list(request.dependencies)
+            record.retain_on_delete = bool(request.retainOnDelete)
         return response
 
 

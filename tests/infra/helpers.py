@@ -17,6 +17,7 @@ POLICY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "aws:iam/role:Role": ("assumeRolePolicy",),
     "aws:kms/key:Key": ("policy",),
     "aws:s3/bucketPolicy:BucketPolicy": ("policy",),
+    "aws:sns/topicPolicy:TopicPolicy": ("policy",),
 }
 
 
@@ -51,6 +52,17 @@ def descendants(deployment: Deployment, parent: Recorded, typ: str) -> list[Reco
             found.append(child)
         found.extend(descendants(deployment, child, typ))
     return found
+
+
+def below(deployment: Deployment, component_type: str, typ: str) -> Recorded:
+    """The one resource of type `typ` among the descendants of the one component of `component_type`."""
+    found = descendants(deployment, component(deployment, component_type), typ)
+    assert len(found) == 1, f"expected one {typ} below {component_type}, found {[r.name for r in found]}"
+    return found[0]
+
+
+def artifact_bucket(deployment: Deployment) -> Recorded:
+    return below(deployment, "mlflow-platform:storage:ArtifactStore", "aws:s3/bucket:Bucket")
 
 
 def arn(record: Recorded) -> str:

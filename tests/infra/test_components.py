@@ -13,7 +13,17 @@ from mlflow_platform.infra.network import subnet_cidrs, zone_picker
 from mlflow_platform.infra.tracking_server import CONTAINER_USER, source_fingerprint
 from mlflow_platform.server import contract as server_env
 from tests.infra.conftest import REPO, Deployment
-from tests.infra.helpers import arn, children, component, container_definitions, descendants, plain, resource_id
+from tests.infra.helpers import (
+    arn,
+    artifact_bucket,
+    below,
+    children,
+    component,
+    container_definitions,
+    descendants,
+    plain,
+    resource_id,
+)
 
 COMPONENT_TYPES = {
     "mlflow-platform:index:MlflowPlatform",
@@ -27,6 +37,10 @@ COMPONENT_TYPES = {
     "mlflow-platform:server:TrackingServer",
     "mlflow-platform:client:ClientConfigPublication",
     "mlflow-platform:security:ModelReaderPolicy",
+    "mlflow-platform:storage:UpgradeSnapshot",
+    "mlflow-platform:operations:Alerting",
+    "mlflow-platform:operations:AuditLogs",
+    "mlflow-platform:network:EdgeProtection",
 }
 
 SERVER_DIR = REPO / "platform" / "server"
@@ -147,11 +161,11 @@ def test_subnet_cidrs_are_stable_and_disjoint() -> None:
 
 def test_artifact_bucket_controls(deployment: Deployment) -> None:
     store = component(deployment, "mlflow-platform:storage:ArtifactStore")
-    bucket = deployment.one("aws:s3/bucket:Bucket")
+    bucket = artifact_bucket(deployment)
     assert bucket.parent_urn == store.urn
     bucket_id = resource_id(bucket)
     assert bucket.inputs["forceDestroy"] is deployment.config.artifacts.force_destroy
-    block = deployment.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    block = below(deployment, store.type, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     assert block.inputs == {
         "bucket": bucket_id,
         "blockPublicAcls": True,
@@ -159,11 +173,11 @@ def test_artifact_bucket_controls(deployment: Deployment) -> None:
         "ignorePublicAcls": True,
         "restrictPublicBuckets": True,
     }
-    ownership = deployment.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    ownership = below(deployment, store.type, "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
     assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
-    versioning = deployment.one("aws:s3/bucketVersioning:BucketVersioning")
+    versioning = below(deployment, store.type, "aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
-    lifecycle = deployment.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    lifecycle = below(deployment, store.type, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
     [rule] = lifecycle.inputs["rules"]
     assert rule["status"] == "Enabled"
     assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == (
@@ -243,7 +257,7 @@ def test_database_secret_holds_the_connection_of_this_instance(deployment: Deplo
         "dbname": database.inputs["dbName"],
         "username": database.inputs["username"],
         "password": password.state["result"],
-        "sslmode": "require",
+        "sslmode": "verify-full",
     }
     assert plain(database.inputs["password"]) == password.state["result"]
     assert password.inputs["length"] >= 32
@@ -369,7 +383,7 @@ def test_task_definition_environment_and_secrets(deployment: Deployment) -> None
     [container] = container_definitions(deployment)
     assert container["user"] == CONTAINER_USER
     environment = {item["name"]: item["value"] for item in container["environment"]}
-    bucket = deployment.one("aws:s3/bucket:Bucket")
+    bucket = artifact_bucket(deployment)
     balancer = deployment.one("aws:lb/loadBalancer:LoadBalancer")
     expected_hosts = [balancer.state["dnsName"]]
     if config.access.domain_name:
@@ -380,6 +394,7 @@ def test_task_definition_environment_and_secrets(deployment: Deployment) -> None
         server_env.WORKERS: str(config.server.workers),
         server_env.HOST: "0.0.0.0",  # noqa: S104 - asserting the value the task is given
         server_env.PORT: "5000",
+        server_env.PUBLIC_SCHEME: "https" if config.access.certificate_arn else "http",
         "AWS_DEFAULT_REGION": config.region,
         "HOME": "/tmp",
     }
@@ -423,7 +438,9 @@ def test_service_deployment_and_autoscaling(deployment: Deployment) -> None:
     [
         ("aws:ecs/taskDefinition:TaskDefinition", "mlflow-platform:server:TrackingServer"),
         ("aws:rds/instance:Instance", "mlflow-platform:storage:MetadataStore"),
-        ("aws:s3/bucket:Bucket", "mlflow-platform:storage:ArtifactStore"),
+        ("aws:rds/snapshot:Snapshot", "mlflow-platform:storage:UpgradeSnapshot"),
+        ("aws:sns/topic:Topic", "mlflow-platform:operations:Alerting"),
+        ("aws:wafv2/webAcl:WebAcl", "mlflow-platform:network:EdgeProtection"),
         ("aws:lb/loadBalancer:LoadBalancer", "mlflow-platform:network:LoadBalancer"),
         ("aws:ec2/vpc:Vpc", "mlflow-platform:network:Network"),
         ("aws:ssm/parameter:Parameter", "mlflow-platform:client:ClientConfigPublication"),

@@ -7,7 +7,7 @@ import json
 from fnmatch import fnmatchcase
 
 from tests.infra.conftest import Deployment
-from tests.infra.helpers import arn, as_list, component, plain, statements
+from tests.infra.helpers import arn, artifact_bucket, as_list, component, plain, statements
 from toolkit.client_config import ClientConfig
 
 
@@ -28,7 +28,7 @@ def _allows(resources: list[str], bucket_arn: str, key: str) -> bool:
 
 def test_reader_policy_grants_exactly_reading_models_and_decrypting_them(deployment: Deployment) -> None:
     inputs, granted = _reader_policy(deployment)
-    bucket_arn = arn(deployment.one("aws:s3/bucket:Bucket"))
+    bucket_arn = arn(artifact_bucket(deployment))
     assert all(statement["Effect"] == "Allow" for statement in granted)
     actions = sorted(action for statement in granted for action in as_list(statement["Action"]))
     assert actions == ["kms:Decrypt", "s3:GetObject", "s3:ListBucket"]

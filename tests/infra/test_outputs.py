@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 from tests.infra.conftest import Deployment
-from tests.infra.helpers import arn, server_log_group
+from tests.infra.helpers import arn, artifact_bucket, below, server_log_group
 from toolkit.client_config import STACK_OUTPUT_NAME, ClientConfig, ssm_parameter_name
+
+AUDIT = "mlflow-platform:operations:AuditLogs"
 
 
 def test_client_config_output_is_a_valid_client_config(deployment: Deployment) -> None:
     client = ClientConfig.from_stack_outputs(deployment.outputs)
-    bucket = deployment.one("aws:s3/bucket:Bucket")
+    bucket = artifact_bucket(deployment)
     admin = next(s for s in deployment.of_type("aws:secretsmanager/secret:Secret") if s.name.endswith("-admin"))
     balancer = deployment.one("aws:lb/loadBalancer:LoadBalancer")
     access = deployment.config.access
@@ -54,6 +56,10 @@ def test_operator_outputs_name_the_deployed_resources(deployment: Deployment) ->
     assert outputs["ecs_service"] == deployment.one("aws:ecs/service:Service").state["name"]
     assert outputs["log_group"] == server_log_group(deployment).inputs["name"]
     assert outputs["load_balancer_dns_name"] == deployment.one("aws:lb/loadBalancer:LoadBalancer").state["dnsName"]
+    assert outputs["alarm_topic_arn"] == arn(deployment.one("aws:sns/topic:Topic"))
+    assert outputs["audit_log_bucket"] == below(deployment, AUDIT, "aws:s3/bucket:Bucket").state["bucket"]
+    snapshot = deployment.one("aws:rds/snapshot:Snapshot")
+    assert outputs["upgrade_snapshot_id"] == snapshot.inputs["dbSnapshotIdentifier"]
     assert set(outputs) == {
         STACK_OUTPUT_NAME,
         "tracking_uri",
@@ -65,4 +71,7 @@ def test_operator_outputs_name_the_deployed_resources(deployment: Deployment) ->
         "log_group",
         "vpc_id",
         "model_reader_policy_arn",
+        "alarm_topic_arn",
+        "audit_log_bucket",
+        "upgrade_snapshot_id",
     }

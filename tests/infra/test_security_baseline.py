@@ -22,7 +22,9 @@ from mlflow_platform.server import contract as server_env
 from tests.infra.conftest import PROJECT, REPO, STACK_NAMES, Deployment, deployment_of, run_failing_program, run_program
 from tests.infra.helpers import (
     arn,
+    artifact_bucket,
     as_list,
+    below,
     container_definitions,
     generated_secret_values,
     is_secret,
@@ -41,6 +43,8 @@ CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978
 CLIENTS = "192.0.2.0/24"
 LISTENER = "aws:lb/listener:Listener"
 DATABASE = "aws:rds/instance:Instance"
+ARTIFACT_STORE = "mlflow-platform:storage:ArtifactStore"
+AUDIT_LOGS = "mlflow-platform:operations:AuditLogs"
 
 
 def minimal_values(**sections: dict[str, Any]) -> dict[str, str]:
@@ -94,17 +98,19 @@ def _without_secrets(value: Any) -> Any:
 
 def test_encryption_at_rest_keys_are_customer_managed_and_rotate(deployment: Deployment) -> None:
     keys = deployment.of_type("aws:kms/key:Key")
-    assert len(keys) == 2  # the artifact bucket's key and the platform key (secrets, database, logs)
+    assert len(keys) == 3  # the artifact bucket's, the platform key (secrets, database, logs), the alarm topic's
     for key in keys:
         assert key.inputs["enableKeyRotation"] is True, key.name
         assert key.inputs["deletionWindowInDays"] == 30
 
 
 def test_encryption_at_rest_s3_uses_the_bucket_key(deployment: Deployment) -> None:
-    encryption = deployment.one(
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    encryption = below(
+        deployment,
+        ARTIFACT_STORE,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     )
-    bucket = deployment.one("aws:s3/bucket:Bucket")
+    bucket = artifact_bucket(deployment)
     assert encryption.inputs["bucket"] == resource_id(bucket)
     [rule] = encryption.inputs["rules"]
     assert rule["applyServerSideEncryptionByDefault"] == {
@@ -128,20 +134,25 @@ def test_encryption_at_rest_secrets(deployment: Deployment) -> None:
 
 
 def test_encryption_at_rest_logs(deployment: Deployment) -> None:
+    """The server's, the VPC flow logs, the database's two exported logs and the WAF's (internet-facing
+    load balancers): each encrypted with the platform key, which CloudWatch Logs may use for exactly
+    these name prefixes (the platform's, the database instance's, the stack's WAF log group)."""
     log_groups = deployment.of_type("aws:cloudwatch/logGroup:LogGroup")
-    assert len(log_groups) == 2  # the server's and the VPC flow logs
+    identifier = deployment.one(DATABASE).state["identifier"]
+    waf = f"aws-waf-logs-mlflow-{deployment.stack}"
+    prefixes = [f"/mlflow-platform/{deployment.stack}/", f"/aws/rds/instance/{identifier}/"]
+    if not deployment.config.access.internal:
+        prefixes.append(waf)
+    assert len(log_groups) == 2 + 2 + (0 if deployment.config.access.internal else 1)
     for log_group in log_groups:
         assert log_group.inputs["kmsKeyId"] == _platform_key_arn(deployment)
-        assert log_group.inputs["name"].startswith(f"/mlflow-platform/{deployment.stack}/")
-    # The platform key lets CloudWatch Logs use it, for this stack's log groups only.
+        assert any(log_group.inputs["name"].startswith(prefix) for prefix in prefixes), log_group.inputs["name"]
     key = next(k for k in deployment.of_type("aws:kms/key:Key") if k.name.endswith("-platform-key"))
     logs_statement = next(s for s in statements(json.loads(key.inputs["policy"])) if "Service" in s["Principal"])
     assert logs_statement["Principal"] == {"Service": f"logs.{deployment.config.region}.amazonaws.com"}
-    pattern = logs_statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
-    assert (
-        pattern
-        == f"arn:aws:logs:{deployment.config.region}:123456789012:log-group:/mlflow-platform/{deployment.stack}/*"
-    )
+    patterns = logs_statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    region = deployment.config.region
+    assert patterns == [f"arn:aws:logs:{region}:123456789012:log-group:{prefix}*" for prefix in prefixes]
 
 
 # --- TLS in transit -----------------------------------------------------------------------------------
@@ -176,19 +187,24 @@ def test_tls_in_transit_database(deployment: Deployment) -> None:
         for v in deployment.of_type("aws:secretsmanager/secretVersion:SecretVersion")
         if v.name.startswith("mlflow-db")
     )
-    assert json.loads(plain(connection.inputs["secretString"]))["sslmode"] == "require"
+    # The server checks the instance's certificate and host name (the RDS CA bundle is in the image).
+    assert json.loads(plain(connection.inputs["secretString"]))["sslmode"] == "verify-full"
 
 
 def test_tls_in_transit_s3(deployment: Deployment) -> None:
-    policy = deployment.one("aws:s3/bucketPolicy:BucketPolicy")
-    document = json.loads(policy.inputs["policy"])
-    bucket_arn = arn(deployment.one("aws:s3/bucket:Bucket"))
-    insecure = next(s for s in statements(document) if s["Sid"] == "DenyInsecureTransport")
-    assert insecure["Effect"] == "Deny"
-    assert insecure["Principal"] == "*"
-    assert insecure["Action"] == "s3:*"
-    assert insecure["Resource"] == [bucket_arn, f"{bucket_arn}/*"]
-    assert insecure["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    """Both buckets (artifacts, audit logs) refuse any request that is not over TLS."""
+    for component_type in (ARTIFACT_STORE, AUDIT_LOGS):
+        policy = below(deployment, component_type, "aws:s3/bucketPolicy:BucketPolicy")
+        document = json.loads(policy.inputs["policy"])
+        bucket = below(deployment, component_type, "aws:s3/bucket:Bucket")
+        assert policy.inputs["bucket"] == resource_id(bucket)
+        bucket_arn = arn(bucket)
+        insecure = next(s for s in statements(document) if s["Sid"] == "DenyInsecureTransport")
+        assert insecure["Effect"] == "Deny"
+        assert insecure["Principal"] == "*"
+        assert insecure["Action"] == "s3:*"
+        assert insecure["Resource"] == [bucket_arn, f"{bucket_arn}/*"]
+        assert insecure["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 # --- network exposure ---------------------------------------------------------------------------------
@@ -297,9 +313,9 @@ def test_generated_secrets_travel_only_as_pulumi_secrets(deployment: Deployment)
 
 def test_no_policy_allows_wildcard_actions_on_everything(deployment: Deployment) -> None:
     documents = policy_documents(deployment)
-    # 3 role trust policies and 3 role policies (execution, task, flow logs), 2 key policies, 1 bucket
-    # policy, the model reader's managed policy: a new policy must be seen here.
-    assert len(documents) == 10
+    # 3 role trust policies and 3 role policies (execution, task, flow logs), 3 key policies, 2 bucket
+    # policies, the model reader's managed policy, the alarm topic's policy: a new one must be seen here.
+    assert len(documents) == 13
     for record, document in documents:
         assert document["Version"] == "2012-10-17"
         for statement in statements(document):
@@ -329,7 +345,7 @@ def test_least_privilege_resource_star_only_where_aws_requires_it(deployment: De
 
 def test_least_privilege_task_role(deployment: Deployment) -> None:
     document = role_policy(deployment, "-task")
-    bucket_arn = arn(deployment.one("aws:s3/bucket:Bucket"))
+    bucket_arn = arn(artifact_bucket(deployment))
     resources = {resource for s in statements(document) for resource in as_list(s["Resource"])}
     assert resources == {bucket_arn, f"{bucket_arn}/*", _artifact_key_arn(deployment)}
     actions = {action for s in statements(document) for action in as_list(s["Action"])}
@@ -380,8 +396,13 @@ def test_least_privilege_flow_logs_role(deployment: Deployment) -> None:
 
 
 def test_log_retention(deployment: Deployment) -> None:
+    """The platform's own log groups (server, flow logs) keep `server.log_retention_days`; the audit
+    trail's (the database's exported logs, the WAF's) keep `audit.log_retention_days`."""
+    config = deployment.config
     for group in deployment.of_type("aws:cloudwatch/logGroup:LogGroup"):
-        assert group.inputs["retentionInDays"] == deployment.config.server.log_retention_days, group.name
+        own = group.inputs["name"].startswith(f"/mlflow-platform/{deployment.stack}/")
+        expected = config.server.log_retention_days if own else config.audit.log_retention_days
+        assert group.inputs["retentionInDays"] == expected, group.name
     log_group = server_log_group(deployment)
     [container] = container_definitions(deployment)
     options = container["logConfiguration"]["options"]
@@ -398,7 +419,8 @@ def test_deletion_protection_in_prod(prod: Deployment) -> None:
     assert database.inputs["multiAz"] is True
     assert database.inputs["backupRetentionPeriod"] >= 7
     assert prod.one("aws:lb/loadBalancer:LoadBalancer").inputs["enableDeletionProtection"] is True
-    assert prod.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is False
+    assert artifact_bucket(prod).inputs["forceDestroy"] is False
+    assert below(prod, AUDIT_LOGS, "aws:s3/bucket:Bucket").inputs["forceDestroy"] is False
     assert prod.one("aws:ecr/repository:Repository").inputs["forceDelete"] is False
 
 
@@ -414,8 +436,19 @@ def _final_snapshot(deployment: Deployment) -> tuple[bool, str | None]:
     return database["skipFinalSnapshot"], database.get("finalSnapshotIdentifier")
 
 
+def _destroy_logs_with_content(deployment: Deployment) -> bool:
+    return bool(below(deployment, AUDIT_LOGS, "aws:s3/bucket:Bucket").inputs["forceDestroy"])
+
+
+def _performance_insights(deployment: Deployment) -> tuple[bool, bool]:
+    """On, and encrypted with the platform key."""
+    database = deployment.one(DATABASE).inputs
+    encrypted = database.get("performanceInsightsKmsKeyId") == _platform_key_arn(deployment)
+    return database["performanceInsightsEnabled"], encrypted
+
+
 def _destroy_with_content(deployment: Deployment) -> tuple[bool, bool]:
-    bucket = deployment.one("aws:s3/bucket:Bucket").inputs["forceDestroy"]
+    bucket = artifact_bucket(deployment).inputs["forceDestroy"]
     images = deployment.one("aws:ecr/repository:Repository").inputs["forceDelete"]
     return bucket, images
 
@@ -450,6 +483,20 @@ WEAKENINGS: list[tuple[str, dict[str, Any], Callable[[Deployment], Any], Any, An
         _destroy_with_content,
         (False, False),
         (True, True),
+    ),
+    (
+        "audit.force_destroy",
+        {"audit": {"force_destroy": True}},
+        _destroy_logs_with_content,
+        False,
+        True,
+    ),
+    (
+        "database.performance_insights",
+        {"database": {"performance_insights": False}},
+        _performance_insights,
+        (True, True),
+        (False, False),
     ),
     (
         "access.allow_insecure_http",
@@ -490,6 +537,10 @@ PROD_REFUSALS: list[tuple[str, dict[str, str]]] = [
     ("database.skip_final_snapshot", with_section(stack_values("prod"), "database", {"skip_final_snapshot": True})),
     ("artifacts.force_destroy", with_section(stack_values("prod"), "artifacts", {"force_destroy": True})),
     ("server.min_count", with_section(stack_values("prod"), "server", {"min_count": 1})),
+    ("alerts.emails", with_section(stack_values("prod"), "alerts", {"emails": []})),
+    ("database.performance_insights", with_section(stack_values("prod"), "database", {"performance_insights": False})),
+    ("audit.force_destroy", with_section(stack_values("prod"), "audit", {"force_destroy": True})),
+    ("access.allowed_cidrs", with_section(stack_values("prod"), "access", {"allowed_cidrs": ["0.0.0.0/0"]})),
 ]
 
 

@@ -33,19 +33,30 @@ def test_the_secrets_credentials_get_200(local_platform: LocalPlatformHandle) ->
 
 
 def test_the_published_client_config_leads_a_client_to_this_server(local_platform: LocalPlatformHandle) -> None:
-    """What a notebook does with the SSM parameter alone: find the secret at the endpoint it names, sign
-    in to the tracking URI it names, and reach the bucket it names. The active profile is the same."""
+    """What a notebook does with the SSM parameter alone: sign in to the tracking URI it names with the
+    identity it says (no secret read: it names none), and reach the bucket it names. The active profile
+    is the same."""
+    import requests
+
     from toolkit.aws import client_for
+    from toolkit.aws_auth import AwsKey, sign, target_for
     from toolkit.client_config import ClientConfig, ssm_parameter_name
-    from toolkit.credentials import read_credentials_secret
     from toolkit.profiles import active_profile_name, load_profile
 
     raw = local_platform.aws_client("ssm").get_parameter(Name=ssm_parameter_name("local"))["Parameter"]["Value"]
     published = ClientConfig.parse(raw)
-    credentials = read_credentials_secret(published)
-    auth = (credentials.username, credentials.password)
-    assert get(published.tracking_uri, SEARCH_EXPERIMENTS, auth=auth).status_code == 200
-    assert get(published.tracking_uri, SEARCH_EXPERIMENTS, auth=(credentials.username, "not-it")).status_code == 401
+    assert published.auth == "aws-iam"
+    assert published.credentials_secret_id is None
+    assert published.emulator_access_key_id
+    assert published.emulator_secret_access_key
+    key = AwsKey(published.emulator_access_key_id, published.emulator_secret_access_key.get_secret_value())
+    for token, expected in (
+        (sign(key, target_for(published)), 200),
+        (sign(AwsKey("AKIANOTAKEY", "x"), target_for(published)), 401),
+    ):
+        headers = {"Authorization": f"Bearer {token}"}
+        response = requests.get(published.tracking_uri + SEARCH_EXPERIMENTS, headers=headers, timeout=30)
+        assert response.status_code == expected, response.text
     client_for("s3", published).head_bucket(Bucket=published.artifact_bucket)
     assert active_profile_name() == "local"
     assert load_profile("local") == published

@@ -48,7 +48,12 @@ def test_good_settings() -> None:
     hosts = settings.mlflow_allowed_hosts().split(",")
     assert {"mlflow.example.org", "mlflow.example.org:*", "10.*", "localhost:*"} <= set(hosts)
     origins = (settings.mlflow_cors_allowed_origins() or "").split(",")
-    assert {"https://mlflow.example.org", "http://mlflow.example.org", "https://mlflow.example.org:*"} <= set(origins)
+    assert {"https://mlflow.example.org", "https://mlflow.example.org:*"} <= set(origins)
+    # Behind an HTTPS listener (the default) a page served over plain HTTP is not the UI.
+    assert not [origin for origin in origins if origin.startswith("http://")]
+    plain = ServerSettings.from_environ({**GOOD, server_env.PUBLIC_SCHEME: "http"}).mlflow_cors_allowed_origins()
+    assert "http://mlflow.example.org" in (plain or "").split(",")
+    assert "https://" not in (plain or "")
     assert ServerSettings.from_environ(_without(server_env.ALLOWED_HOSTS)).mlflow_cors_allowed_origins() is None
     assert DB_PASSWORD not in repr(settings)
     assert ADMIN_PASSWORD not in repr(settings)
@@ -77,6 +82,7 @@ def test_good_settings() -> None:
         ({**GOOD, server_env.PORT: "70000"}, server_env.PORT),
         ({**GOOD, server_env.AUTH_CACHE_SECONDS: "-1"}, server_env.AUTH_CACHE_SECONDS),
         ({**GOOD, server_env.ALLOWED_HOSTS: "https://mlflow.example.org/"}, server_env.ALLOWED_HOSTS),
+        ({**GOOD, server_env.PUBLIC_SCHEME: "ftp"}, server_env.PUBLIC_SCHEME),
     ],
 )
 def test_bad_settings_name_the_variable_on_one_line_without_secrets(environ: dict[str, str], variable: str) -> None:

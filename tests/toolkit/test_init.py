@@ -49,7 +49,18 @@ def test_import_toolkit_is_fast_and_light() -> None:
     assert float(elapsed) < 0.5
 
 
-def test_credentials_from_the_secret_reach_mlflow_and_are_never_printed(
+def _mlflow_user(tracking_uri: str) -> str:
+    """Who MLflow's own client is signed in as, asked the way MLflow asks (its host creds and auth)."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(tracking_uri)  # type: ignore[no-untyped-call]
+    response = http_request(creds, "/api/2.0/mlflow/users/current", "GET")  # type: ignore[no-untyped-call]
+    assert response.status_code == 200, response.text
+    return str(response.json()["user"]["username"])
+
+
+def test_the_local_platform_signs_in_with_the_aws_identity_and_reads_no_secret(
     tracking: Callable[..., Any],
     local_platform: LocalPlatformHandle,
     capfd: pytest.CaptureFixture[str],
@@ -60,27 +71,62 @@ def test_credentials_from_the_secret_reach_mlflow_and_are_never_printed(
 
     import mlflow
 
-    # Ours and MLflow's loggers at DEBUG. (botocore's own DEBUG logging prints response bodies, secrets
-    # included, by design; it is off unless someone turns it on.)
+    # Ours and MLflow's loggers at DEBUG. (botocore's own DEBUG logging prints request headers by
+    # design; it is off unless someone turns it on.)
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="toolkit")
     caplog.set_level(logging.DEBUG, logger="mlflow")
-    session = tracking(tracking_server_host=local_platform.tracking_uri, big_schema=True)
+    secrets = local_platform.aws_client("secretsmanager")
+    admin_secret = secrets.get_secret_value(SecretId=local_platform.admin_secret_id)["SecretString"]
+    # No scientist path reads the admin secret: with it gone, signing in works all the same.
+    secrets.delete_secret(SecretId=local_platform.admin_secret_id, ForceDeleteWithoutRecovery=True)
+    try:
+        session = tracking(tracking_server_host=local_platform.tracking_uri, big_schema=True)
+        assert _mlflow_user(local_platform.tracking_uri) == local_platform.identity.username
+    finally:
+        secrets.create_secret(Name=local_platform.admin_secret_id, SecretString=admin_secret)
     assert session.tracking_uri == local_platform.tracking_uri
     assert mlflow.get_tracking_uri() == local_platform.tracking_uri
-    assert session.credentials_source == f"Secrets Manager {local_platform.admin_secret_id}"
-    assert os.environ["MLFLOW_TRACKING_USERNAME"] == local_platform.admin_username
+    assert session.credentials_source == "AWS identity (env AWS_ACCESS_KEY_ID)"
+    assert os.environ["MLFLOW_TRACKING_AUTH"] == "aws-iam"
+    assert "MLFLOW_TRACKING_USERNAME" not in os.environ
     assert os.environ["MLFLOW_S3_ENDPOINT_URL"] == local_platform.moto_endpoint
     experiment = mlflow.get_experiment_by_name(session.experiment_name)
     assert experiment is not None
     assert experiment.experiment_id == session.experiment_id
-    assert "Secrets Manager" in repr(session)
 
-    password = local_platform.admin_password
+    secret_key = local_platform.identity.secret_access_key
     captured = capfd.readouterr()
-    assert password not in captured.out + captured.err
-    assert password not in caplog.text
-    assert password not in repr(session)
+    assert secret_key not in captured.out + captured.err
+    assert secret_key not in caplog.text
+    assert secret_key not in repr(session)
+
+
+def test_switching_the_aws_key_between_calls_switches_the_mlflow_user(
+    tracking: Callable[..., Any], local_platform: LocalPlatformHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from mlflow_platform.local.identity import create_iam_user
+
+    iam = local_platform.aws_client("iam")
+    for name in ("alice", "bob"):
+        key = create_iam_user(iam, f"{name}-{uuid.uuid4().hex[:8]}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key.access_key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key.secret_access_key)
+        tracking(experiment_name=f"switch-{key.username}")
+        assert _mlflow_user(local_platform.tracking_uri) == key.username
+
+
+def test_mlflow_credentials_in_the_environment_win(
+    tracking: Callable[..., Any], local_platform: LocalPlatformHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Break-glass and service accounts: MLflow's own variables beat the stack's identity sign-in."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", local_platform.admin_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", local_platform.admin_password)
+    session = tracking()
+    assert session.credentials_source == "env MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
+    assert _mlflow_user(local_platform.tracking_uri) == local_platform.admin_username
 
 
 def test_wrong_password_is_a_clear_error(
@@ -116,6 +162,9 @@ def test_local_platform_s3_reads_work_without_any_aws_key(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    tracking()
-    assert os.environ["AWS_ACCESS_KEY_ID"] == "local"
+    session = tracking()
+    # The profile's emulator key: the same identity signs in to the server and reads S3.
+    assert session.credentials_source == "AWS identity (the emulator key of profile local)"
+    assert os.environ["AWS_ACCESS_KEY_ID"] == local_platform.identity.access_key_id
+    assert _mlflow_user(local_platform.tracking_uri) == local_platform.identity.username
     S3ArtifactRepository(f"s3://{local_platform.bucket}").list_artifacts()  # type: ignore[no-untyped-call]

@@ -17,7 +17,7 @@ def test_seed_example(tracking: Callable[..., Any]) -> None:
 
     session = tracking(big_schema=True)  # everything else from the active profile `local`
     assert session.config is not None
-    assert session.credentials_source.startswith("Secrets Manager")
+    assert session.credentials_source.startswith("AWS identity")
 
     X_train, y_train, X_test, y_test = regression(rows=80, columns=300)
 
