@@ -449,6 +449,8 @@ class LocalPlatform:
                 contract.WORKERS: str(settings.get("workers", 1)),
                 contract.HOST: "127.0.0.1",
                 contract.PORT: str(self.ports().server),
+                # The local server is reached over plain HTTP on 127.0.0.1.
+                contract.PUBLIC_SCHEME: "http",
                 contract.AUTH_CONFIG_DIR: str(self.auth_config_dir),
                 # Sign-in with (emulated) AWS identities; the server verifies them with moto's STS.
                 contract.IDENTITY: server_identity(self.tracking_uri, REGION).model_dump_json(),

@@ -37,6 +37,7 @@ __all__ = [
     "FLASK_SECRET_KEY_MIN_LENGTH",
     "GET_CALLER_IDENTITY_BODY",
     "GET_CALLER_IDENTITY_CONTENT_TYPE",
+    "GRACEFUL_SHUTDOWN_SECONDS",
     "HOST",
     "IDENTITY",
     "IDENTITY_TOKEN_LIFETIME_SECONDS",
@@ -50,7 +51,10 @@ __all__ = [
     "MLFLOW_USERNAME_PATTERN",
     "PORT",
     "POSTGRES_DRIVER",
+    "PUBLIC_SCHEME",
+    "RDS_CA_BUNDLE",
     "SECRET_VARIABLES",
+    "STOP_TIMEOUT_SECONDS",
     "STS_ENDPOINT",
     "USERNAME_FROM_NAME",
     "USERNAME_FROM_SESSION",
@@ -88,6 +92,9 @@ WORKERS: Final = "MLFLOW_PLATFORM_WORKERS"
 AUTH_CACHE_SECONDS: Final = "MLFLOW_PLATFORM_AUTH_CACHE_SECONDS"
 HOST: Final = "MLFLOW_PLATFORM_HOST"
 PORT: Final = "MLFLOW_PLATFORM_PORT"
+# `https` or `http`: the scheme clients reach the server with (the load balancer's listener). The UI's
+# CORS origins use only this scheme; unset means https.
+PUBLIC_SCHEME: Final = "MLFLOW_PLATFORM_PUBLIC_SCHEME"
 # Optional: the directory where the entrypoint writes MLflow's basic-auth ini (it holds the database
 # URI, password included; mode 0600). Default: a new private temporary directory. The local platform
 # points it into its data directory so restarts reuse one file instead of leaving copies in /tmp.
@@ -111,6 +118,13 @@ DEFAULT_WORKERS: Final = 2
 # Each worker holds its own MLflow app and database pool; beyond this a task should scale out instead.
 MAX_WORKERS: Final = 32
 DEFAULT_AUTH_CACHE_SECONDS: Final = 30
+# Where the image holds the RDS certificate authorities; its `PGSSLROOTCERT` points libpq here.
+RDS_CA_BUNDLE: Final = "/etc/ssl/certs/rds-global-bundle.pem"
+# Seconds between ECS's SIGTERM and its SIGKILL (the container's `stopTimeout`): Fargate's maximum.
+STOP_TIMEOUT_SECONDS: Final = 120
+# Seconds the server keeps finishing in-flight requests after SIGTERM before it closes them (uvicorn's
+# `--timeout-graceful-shutdown`): short of the stop timeout, so the server exits by itself, never killed.
+GRACEFUL_SHUTDOWN_SECONDS: Final = 110
 # The image installs psycopg2 (the `server` extra); SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3.
 POSTGRES_DRIVER: Final = "postgresql+psycopg2"
 
@@ -146,7 +160,9 @@ class DatabaseSecret(_Payload):
     dbname: Annotated[str, Field(min_length=1)]
     username: Annotated[str, Field(min_length=1)]
     password: SecretStr
-    # libpq's sslmode; the stack stores `require` so a changed parameter group can never mean plain text.
+    # libpq's sslmode. The stack stores `verify-full`: TLS whatever the parameter group says, and the
+    # server's certificate checked against the RDS CA bundle the image holds (`RDS_CA_BUNDLE`) for the
+    # host name in `host`.
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
 
     def sqlalchemy_uri(self) -> str:

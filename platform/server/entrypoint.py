@@ -17,6 +17,10 @@ runs in AWS. In order:
    file) into a private temporary directory, and replace this process with `mlflow server
    --app-name basic-auth`, serving artifacts from the S3 destination.
 
+On SIGTERM (ECS stops the task: a deploy, a scale-in) `mlflow server` forwards the signal to uvicorn,
+which stops accepting connections, finishes the requests in flight for up to
+`contract.GRACEFUL_SHUTDOWN_SECONDS`, and exits; `mlflow server` then exits with it.
+
 The database URI reaches `mlflow server` through `MLFLOW_BACKEND_STORE_URI` (the variable behind its
 `--backend-store-uri` option) rather than the command line, which every user of the host can read.
 """
@@ -51,8 +55,16 @@ AUTHORIZATION_FUNCTION = "mlflow_platform.server.aws_identity:authenticate"
 _OVERRIDDEN_MLFLOW_VARIABLES = ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
 
 
-# libpq messages that no retry will cure (wrong password or user, missing database).
-_PERMANENT_CONNECT_ERRORS = ("password authentication failed", "does not exist", "no pg_hba.conf entry")
+# libpq messages that no retry will cure (wrong password or user, missing database, a server certificate
+# that cannot be verified or no CA bundle to verify it with).
+_PERMANENT_CONNECT_ERRORS = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "certificate verify failed",
+    "root certificate file",
+    "server certificate for",
+)
 
 
 class StartupError(RuntimeError):
@@ -107,6 +119,10 @@ def mlflow_server_command(settings: ServerSettings) -> list[str]:
         str(settings.workers),
         "--allowed-hosts",
         settings.mlflow_allowed_hosts(),
+        # On SIGTERM uvicorn stops accepting connections and lets in-flight requests (a large upload)
+        # finish; this bounds the wait so that the server exits by itself before ECS's SIGKILL.
+        "--uvicorn-opts",
+        f"--timeout-graceful-shutdown {contract.GRACEFUL_SHUTDOWN_SECONDS}",
     ]
     origins = settings.mlflow_cors_allowed_origins()
     if origins:

@@ -86,6 +86,7 @@ class ServerSettings(BaseSettings):
     )
     host: Annotated[str, Field(min_length=1)] = Field(contract.LISTEN_HOST, validation_alias=contract.HOST)
     port: Port = Field(contract.LISTEN_PORT, validation_alias=contract.PORT)
+    public_scheme: Literal["https", "http"] = Field("https", validation_alias=contract.PUBLIC_SCHEME)
     auth_config_dir: Path | None = Field(None, validation_alias=contract.AUTH_CONFIG_DIR)
     # Sign-in with AWS identities: who maps to which MLflow user, and where STS is (not secret).
     identity: Annotated[ServerIdentity | None, NoDecode] = Field(None, validation_alias=contract.IDENTITY)
@@ -249,16 +250,16 @@ class ServerSettings(BaseSettings):
 
         Without it MLflow's CORS guard answers 403 to every state-changing API call whose Origin is not
         localhost, and browsers send an Origin with same-origin POSTs: the UI on the domain could not
-        even search runs (POST /ajax-api/2.0/mlflow/runs/search).
+        even search runs (POST /ajax-api/2.0/mlflow/runs/search). Only the scheme clients use is an
+        origin: behind an HTTPS listener, a page served over plain HTTP is not the UI.
         """
         origins: list[str] = []
         for name in self.allowed_hosts:
             if "*" in name:
                 continue
-            for scheme in ("https", "http"):
-                origins.append(f"{scheme}://{name}")
-                if ":" not in name:
-                    origins.append(f"{scheme}://{name}:*")
+            origins.append(f"{self.public_scheme}://{name}")
+            if ":" not in name:
+                origins.append(f"{self.public_scheme}://{name}:*")
         return ",".join(origins) or None
 
 
