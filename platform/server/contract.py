@@ -267,10 +267,20 @@ class Principal(BaseModel):
 
     # An IAM or STS ARN; `*` matches any characters, e.g.
     # arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_DataScientist_*/*
-    arn: Annotated[str, Field(pattern=_PRINCIPAL_PATTERN, max_length=2048)]
+    arn: Annotated[str, Field(min_length=1, max_length=2048)]
     # A fixed MLflow user name, "session" or "name" (see USERNAME_FROM_SESSION, USERNAME_FROM_NAME).
     username: Annotated[str, Field(min_length=1, max_length=100)]
     admin: bool = False
+
+    @field_validator("arn")
+    @classmethod
+    def _iam_or_sts_arn(cls, value: str) -> str:
+        if re.match(_PRINCIPAL_PATTERN, value) is None:
+            raise ValueError(
+                "expected an IAM or STS ARN, `*` for any characters, such as "
+                "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_DataScientist_*/*"
+            )
+        return value
 
     @field_validator("username")
     @classmethod
