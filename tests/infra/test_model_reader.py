@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from fnmatch import fnmatchcase
+from typing import Any
 
 from tests.infra.conftest import Deployment
 from tests.infra.helpers import arn, artifact_bucket, as_list, component, plain, statements
 from toolkit.client_config import ClientConfig
 
 
-def _reader_policy(deployment: Deployment) -> tuple[dict[str, object], list[dict[str, object]]]:
+def _reader_policy(deployment: Deployment) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     policy = deployment.one("aws:iam/policy:Policy")
     document = json.loads(plain(policy.inputs["policy"]))
     return policy.inputs, statements(document)
