@@ -10,6 +10,13 @@ What stock `evaluate` does per column, and what we do instead:
   (`log_model_explainability: False`); it is meaningless for very wide data anyway.
 Regressors get two diagnostic plots MLflow does not draw (residuals; predicted vs actual) as custom
 artifacts computed from the 2-column `eval_df`, so they cost nothing per feature either.
+
+Round trips: the evaluation runs inside the decorated run while it is still open (no resuming and
+closing it again), and is given no model id: resolving one costs a request, and the decorator links the
+metrics to the logged model in the run's one `log_batch` instead (`Evaluation.dataset` says which dataset
+they were computed on). The plots are drawn into the caller's folder and handed back rather than logged
+by MLflow, which reads the run back for each artifact it logs; the decorator uploads them together with
+the model's files.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolkit.arrays import as_array, feature_names_warning_silenced, predict_array
@@ -79,8 +88,9 @@ class RowIndexedRegressor:
     them (several times per evaluation) and records it as a dataset. A single column of row numbers makes
     each of those steps independent of the width; the model looks the rows up in the test matrix (checked
     against the training schema first, so positions are names) and predicts on a NumPy array, skipping
-    scikit-learn's per-column DataFrame validation. The matrix is attached after the model round-trips
-    through MLflow's loader, never pickled.
+    scikit-learn's per-column DataFrame validation. The fitted model and the matrix are attached after
+    the wrapper round-trips through MLflow's loader, never pickled: a wide model's pickle (all its
+    feature names) would cost as much to write and read back as the rest of the evaluation.
     """
 
     def __init__(self, model: Any) -> None:
@@ -88,7 +98,7 @@ class RowIndexedRegressor:
         self.features: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"model": self.model, "features": None}
+        return {"model": None, "features": None}
 
     def rows(self, X: Any) -> Any:
         import numpy as np
@@ -116,14 +126,39 @@ class RowIndexedClassifier(RowIndexedRegressor):
         return predict_array(self.model, self.rows(X), method="predict_proba")
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What an evaluation produced: its metrics, the dataset `(name, digest)` MLflow recorded for them,
+    and the plot files still to be uploaded to the run's artifacts."""
+
+    metrics: dict[str, float]
+    dataset: tuple[str, str]
+    plots: list[Path] = field(default_factory=list)
+
+
+class _DrawInto:
+    """A custom artifact for MLflow's evaluator that draws into our folder and gives MLflow nothing to
+    log: the decorator uploads the file with the model's files (see the module docstring)."""
+
+    def __init__(self, draw: Callable[[Any, dict[str, float], str], dict[str, str]], folder: Path) -> None:
+        self.draw = draw
+        self.folder = folder
+        self.__name__ = draw.__name__
+        self.drawn: list[Path] = []
+
+    def __call__(self, eval_df: Any, builtin_metrics: dict[str, float], _artifacts_dir: str) -> dict[str, str]:
+        self.drawn.extend(Path(p) for p in self.draw(eval_df, builtin_metrics, str(self.folder)).values())
+        return {}
+
+
 @contextmanager
-def _in_memory_pyfunc(model: RowIndexedRegressor, features: Any) -> Iterator[Any]:
-    """The fitted model as a PyFuncModel, through a private temporary copy rather than a download.
+def _in_memory_pyfunc(model: RowIndexedRegressor, fitted: Any, features: Any) -> Iterator[Any]:
+    """The wrapper as a PyFuncModel, through a private temporary copy rather than a download.
 
     `evaluate` needs a PyFuncModel of the sklearn flavor (that is how it finds `predict_proba` for ROC/PR).
-    Loading the logged model back costs one listing plus one presigned request per file and the model's
-    size in transfer; pickling our own in-memory object into our own temp dir and reading it straight
-    back is safe and local. The logged model is still the one the metrics are linked to (`model_id`).
+    Loading the logged model back costs one listing plus one request per file and the model's size in
+    transfer; saving the wrapper (without the fitted model, see `RowIndexedRegressor`) into our own temp
+    dir and reading it straight back is small, safe and local.
     """
     import mlflow
     from mlflow.sklearn import SERIALIZATION_FORMAT_CLOUDPICKLE
@@ -139,55 +174,74 @@ def _in_memory_pyfunc(model: RowIndexedRegressor, features: Any) -> Iterator[Any
         finally:
             sklearn_logger.setLevel(previous_level)
         pyfunc_model = mlflow.pyfunc.load_model(f"{tmp}/model")
-        pyfunc_model.get_raw_model().features = features
+        raw = pyfunc_model.get_raw_model()
+        raw.model = fitted
+        raw.features = features
         yield pyfunc_model
 
 
-def evaluate_on_run(
+def _same_columns(X_test: Any, X_train: Any) -> bool:
+    """Whether the test frame has the training frame's columns, in order and with the same dtypes,
+    decided by pandas without a Python object per column (the same Index object answers at once)."""
+    import pandas as pd
+
+    return (
+        isinstance(X_train, pd.DataFrame)
+        and X_test.columns.equals(X_train.columns)
+        and X_test.dtypes.equals(X_train.dtypes)
+    )
+
+
+def evaluate_in_run(
     *,
-    run_id: str,
     model: Any,
-    model_id: str | None,
     model_type: ModelType,
     X_test: Any,
     y_test: Any,
+    X_train: Any,
     schema: ColumnSchema | None,
-    nested: bool,
-) -> dict[str, float]:
-    """Resume `run_id` and evaluate the fitted `model` there, linked to the logged model `model_id`.
+    plots_dir: Path,
+) -> Evaluation:
+    """Evaluate the fitted `model` on the test set into the active run (the decorated one, still open).
 
-    The run is resumed explicitly (not left to `evaluate`'s "active run or a new one"), so the metrics land
-    on this run even when a parent run is active.
+    The test frame is checked against the training columns first (unless it has the training frame's
+    very columns), so the matrix's positions are the training names. Plots are drawn into `plots_dir`.
     """
     import mlflow
     import numpy as np
     import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
 
-    if isinstance(X_test, pd.DataFrame) and schema is not None:
+    if isinstance(X_test, pd.DataFrame) and schema is not None and not _same_columns(X_test, X_train):
         X_test = check_schema(X_test, schema)
     features = as_array(X_test)
     targets = np.asarray(y_test).reshape(-1)
     if len(targets) != len(features):
         raise ValueError(f"the test set has {len(features)} rows of features but {len(targets)} targets")
     data = pd.DataFrame({TEST_ROW_COLUMN: np.arange(len(features)), TARGET_COLUMN: targets})
-    custom_artifacts = [residuals_plot, predicted_vs_actual_plot] if model_type == "regressor" else None
+    dataset = from_pandas(data, targets=TARGET_COLUMN)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    plots = (
+        [_DrawInto(residuals_plot, plots_dir), _DrawInto(predicted_vs_actual_plot, plots_dir)]
+        if model_type == "regressor"
+        else []
+    )
     wrapped = RowIndexedClassifier(model) if hasattr(model, "predict_proba") else RowIndexedRegressor(model)
-    with (
-        _in_memory_pyfunc(wrapped, features) as pyfunc_model,
-        mlflow.start_run(run_id=run_id, nested=nested),
-        warnings.catch_warnings(),
-    ):
+    with _in_memory_pyfunc(wrapped, model, features) as pyfunc_model, warnings.catch_warnings():
         # The row numbers are integers by nature; MLflow's hint about integer columns and missing values
         # is meant for feature columns.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
         result = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
             pyfunc_model,
-            data,
-            targets=TARGET_COLUMN,
+            dataset,
             model_type=model_type,
             evaluators=["default"],
             evaluator_config={"default": EVALUATOR_CONFIG},
-            custom_artifacts=custom_artifacts,
-            model_id=model_id,
+            custom_artifacts=plots or None,
         )
-    return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float, np.number))}
+    metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float, np.number))}
+    return Evaluation(
+        metrics=metrics,
+        dataset=(dataset.name, dataset.digest),
+        plots=[path for plot in plots for path in plot.drawn],
+    )

@@ -13,17 +13,27 @@ Serialization format (the decorator's `serialization_format=` overrides both def
 
 Signature: at ordinary widths MLflow's inferred signature and an input example. In big-schema mode an
 outputs-only signature, because MLflow's signature holds one entry per column; the compact column schema
-is stored next to the model and on the run instead, and `check_schema` enforces it.
+is stored inside the model instead (once: the run's tag points at it), and `check_schema` enforces it.
 
 Requirements are pinned explicitly, so MLflow need not infer them: inference re-imports and probes the
 model, which is a large part of `log_model` for a wide one.
+
+The model is logged through MLflow's LoggedModel protocol step by step rather than `log_model`, because
+each round trip costs a notebook far from the server real time and `log_model` makes several it need
+not: it reads the run back for its parameters and every metric's history (to link them to the model),
+looks the new model up again to find where its files go, and uploads the files one at a time. Here:
+create the model with the parameters in hand (`create_logged_model`), save its files locally with
+`mlflow.sklearn.save_model` (`save_model_files`), upload them concurrently (`file_uploads`), finalize it
+(`finalize_logged_model`), and register it if asked. Metrics are linked to the model by the run's one
+`log_batch` (toolkit/run_logging.py), the run's output link is `log_outputs`, as in `log_model`.
 
 MLflow is imported inside the functions, so importing this module stays light.
 """
 
 from __future__ import annotations
 
-import tempfile
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +42,7 @@ from toolkit.estimators import ModelType
 from toolkit.schema import SCHEMA_FILE_NAME, ColumnSchema, model_schema_path
 
 if TYPE_CHECKING:
-    from mlflow.models.model import ModelInfo
+    from mlflow.entities import LoggedModel
     from mlflow.models.signature import ModelSignature
     from mlflow.types import DataType
 
@@ -147,47 +157,106 @@ def sklearn_save_kwargs(
     return kwargs
 
 
-def log_sklearn_model(
+def create_logged_model(*, name: str, run_id: str, experiment_id: str, params: dict[str, str]) -> LoggedModel:
+    """A LoggedModel in the PENDING state, created from what this process already knows.
+
+    MLflow's `log_model` first reads the run back for its parameters; the decorator has them in hand,
+    so one request creates the model with them (and MLflow's usual source tags).
+    """
+    import mlflow
+
+    return mlflow.initialize_logged_model(name=name, source_run_id=run_id, params=params, experiment_id=experiment_id)
+
+
+def save_model_files(
     model: Any,
+    directory: Path,
     *,
+    logged: LoggedModel,
+    run_id: str,
     X_train: Any,
     schema: ColumnSchema | None,
     big_schema: bool,
     model_type: ModelType,
-    model_name: str,
-    registered_model_name: str | None,
     serialization_format: str | None,
     pip_requirements: list[str] | None,
-) -> ModelInfo:
-    """Log `model` into the active run, with the column schema (if any) on the run and inside the model.
+) -> Path:
+    """Save `model` as the MLflow model directory `directory/model`, ready to upload, and return it.
 
-    The model's metadata records the model type and, with a schema, where it sits in the model directory
-    and how many columns it holds.
+    `mlflow.sklearn.save_model` writes the files; the `MLmodel` file gets the same ids and location
+    `log_model` would give it. With a schema, it is the model's only copy (`extra_files/`), and the
+    model's metadata records where it sits and how many columns it holds.
     """
     import mlflow
+    from mlflow.models import Model
 
     signature, input_example = signature_and_input_example(model, X_train, big_schema=big_schema)
-    with tempfile.TemporaryDirectory(prefix="toolkit-log-") as tmp:
-        extra_files = None
-        metadata: dict[str, Any] = {"toolkit_model_type": model_type}
-        if schema is not None:
-            schema_path = schema.write(Path(tmp) / SCHEMA_FILE_NAME)
-            mlflow.log_artifact(str(schema_path))
-            extra_files = [str(schema_path)]
-            metadata.update(toolkit_column_schema=model_schema_path(), toolkit_n_columns=len(schema))
-        info: ModelInfo = mlflow.sklearn.log_model(
+    extra_files = None
+    metadata: dict[str, Any] = {"toolkit_model_type": model_type}
+    if schema is not None:
+        extra_files = [str(schema.write(directory / SCHEMA_FILE_NAME))]
+        metadata.update(toolkit_column_schema=model_schema_path(), toolkit_n_columns=len(schema))
+    mlflow_model = Model(
+        artifact_path=logged.artifact_location,
+        model_uuid=logged.model_id,
+        run_id=run_id,
+        model_id=logged.model_id,
+    )
+    path = directory / "model"
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        mlflow_model=mlflow_model,
+        input_example=input_example,
+        extra_files=extra_files,
+        metadata=metadata,
+        **sklearn_save_kwargs(
             model,
-            name=model_name,
-            input_example=input_example,
-            extra_files=extra_files,
-            metadata=metadata,
-            registered_model_name=registered_model_name,
-            **sklearn_save_kwargs(
-                model,
-                signature=signature,
-                big_schema=big_schema,
-                serialization_format=serialization_format,
-                pip_requirements=pip_requirements,
-            ),
-        )
-    return info
+            signature=signature,
+            big_schema=big_schema,
+            serialization_format=serialization_format,
+            pip_requirements=pip_requirements,
+        ),
+    )
+    return path
+
+
+def schema_uri(logged: LoggedModel) -> str:
+    """The artifact URI of the column schema inside `logged`'s files (the run's `toolkit.column_schema`)."""
+    return f"{logged.artifact_location.rstrip('/')}/{model_schema_path()}"
+
+
+def file_uploads(local_dir: Path, artifact_uri: str) -> list[Callable[[], None]]:
+    """One upload per file under `local_dir`, to the same relative path under `artifact_uri`.
+
+    Each is one request to the server (proxied artifacts) and none depends on another, so the caller
+    sends them concurrently; MLflow's `log_artifacts` sends them one after the other. The repository is
+    built from the URI the caller already has, where MLflow's client would first look the run or model
+    up again to find it.
+    """
+    import mlflow
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repository = get_artifact_repository(artifact_uri, tracking_uri=mlflow.get_tracking_uri())
+    uploads: list[Callable[[], None]] = []
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        folder = path.parent.relative_to(local_dir).as_posix()
+        uploads.append(functools.partial(repository.log_artifact, str(path), None if folder == "." else folder))
+    return uploads
+
+
+def finalize_logged_model(model_id: str, *, ready: bool) -> None:
+    """READY once every file is uploaded; FAILED if logging broke off (as MLflow's `log_model` does)."""
+    import mlflow
+    from mlflow.entities import LoggedModelStatus
+
+    mlflow.MlflowClient().finalize_logged_model(
+        model_id, LoggedModelStatus.READY if ready else LoggedModelStatus.FAILED
+    )
+
+
+def register_logged_model(model_id: str, registered_model_name: str) -> None:
+    """A new version of `registered_model_name` from the logged model, as `log_model` registers one."""
+    import mlflow
+
+    mlflow.register_model(f"models:/{model_id}", registered_model_name)

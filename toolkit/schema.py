@@ -3,8 +3,10 @@
 MLflow's own signature stores one JSON object per column inside the `MLmodel` file, so both its size and
 the time to infer it grow with the width. In big-schema mode the toolkit stores this compact artifact
 instead: two flat lists (names; dtypes run-length encoded, since wide data is nearly always one dtype),
-compressed. It sits next to the model (among MLflow's `extra_files/`) and on the run
-(`column_schema.json.gz`), and `check_schema` uses it to vet a scoring frame before `predict`.
+compressed. It is stored once, inside the model (among MLflow's `extra_files/`), where a scoring
+pipeline that has only the model's path finds it; the run's tag `toolkit.column_schema` points at that
+file, so a run-based lookup needs no second copy. `check_schema` uses it to vet a scoring frame before
+`predict`.
 
 Nothing here imports MLflow at module level: reading a schema file needs only the stdlib.
 """
@@ -27,10 +29,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SCHEMA_FILE_NAME = "column_schema.json.gz"
+# The run tag holding the artifact URI of the schema inside the run's logged model.
+RUN_SCHEMA_TAG = "toolkit.column_schema"
 SCHEMA_FORMAT = "toolkit.column_schema"
 SCHEMA_VERSION = 1
 # Shown per kind of problem in an error; the counts are always complete.
 _SHOWN = 5
+# Probe-like column names (`cg00000000`, ...) compress nearly as well at the fastest level as at the
+# default one, in a fraction of the time; the level was chosen by measurement (README, Performance).
+GZIP_LEVEL = 1
 
 
 def model_schema_path() -> str:
@@ -62,7 +69,7 @@ class ColumnSchema:
 
         if not isinstance(frame, pd.DataFrame):
             frame = pd.DataFrame(frame)
-        return cls(tuple(str(c) for c in frame.columns), tuple(dtype_names(frame)))
+        return cls(tuple(column_names(frame)), tuple(dtype_names(frame)))
 
     def to_json_bytes(self) -> bytes:
         return json.dumps(
@@ -90,11 +97,11 @@ class ColumnSchema:
         return cls(names, dtypes)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write gzip'd JSON at gzip's default level, which suits column names well."""
+        """Write gzip'd JSON at `GZIP_LEVEL`."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         # mtime=0 keeps the bytes reproducible for identical schemas.
-        target.write_bytes(gzip.compress(self.to_json_bytes(), compresslevel=6, mtime=0))
+        target.write_bytes(gzip.compress(self.to_json_bytes(), compresslevel=GZIP_LEVEL, mtime=0))
         return target
 
     @classmethod
@@ -117,11 +124,24 @@ class ColumnSchema:
         return cls.from_json_bytes(data, source=str(source))
 
 
+def column_names(frame: pd.DataFrame) -> list[str]:
+    """The frame's column names as text. `tolist` builds the list in C; iterating pandas' (Arrow) string
+    index in Python costs about a microsecond a column."""
+    names: list[Any] = frame.columns.tolist()
+    if all(type(name) is str for name in names):
+        return names
+    return [str(name) for name in names]
+
+
 def dtype_names(frame: pd.DataFrame) -> list[str]:
     """numpy's name of each column's dtype. `str(dtype)` is slow enough to matter once per column of a
-    wide frame, and wide frames have a handful of distinct dtypes, so each is named once."""
+    wide frame, and wide frames have a handful of distinct dtypes, so each is named once; a frame of one
+    dtype, the usual wide case, needs no loop at all."""
+    dtypes = frame.dtypes
+    if len(dtypes) and dtypes.nunique() == 1:
+        return [str(dtypes.iloc[0])] * len(dtypes)
     names: dict[Any, str] = {}
-    return [names[d] if d in names else names.setdefault(d, str(d)) for d in frame.dtypes]
+    return [names[d] if d in names else names.setdefault(d, str(d)) for d in dtypes]
 
 
 def _run_length_encode(values: Sequence[str]) -> list[list[Any]]:
@@ -156,12 +176,14 @@ def check_schema(frame: pd.DataFrame, schema: ColumnSchema, *, reorder: bool = T
 
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
-    # `tolist` and list equality run in C; iterating pandas' (Arrow) string index in Python is much slower.
-    columns = frame.columns.tolist()
-    if not all(type(c) is str for c in columns):
-        columns = [str(c) for c in columns]
+    raw_columns = frame.columns.tolist()
+    columns = column_names(frame) if not all(type(c) is str for c in raw_columns) else raw_columns
     expected = list(schema.names)
     in_order = columns == expected
+    actual_dtypes = dtype_names(frame)
+    # The usual case, a frame already in training order and types, is two list comparisons in C.
+    if in_order and actual_dtypes == list(schema.dtypes):
+        return frame
 
     problems: list[str] = []
     if not in_order:
@@ -176,11 +198,11 @@ def check_schema(frame: pd.DataFrame, schema: ColumnSchema, *, reorder: bool = T
         if len(present) != len(columns):
             duplicated = sorted(name for name, count in Counter(columns).items() if count > 1)
             problems.append(f"{len(duplicated)} duplicated column names: {_shown(duplicated)}")
-    actual_dtypes = dict(zip(columns, dtype_names(frame), strict=True))
+    dtype_of = dict(zip(columns, actual_dtypes, strict=True))
     changed = [
-        f"{name} ({dtype} -> {actual_dtypes[name]})"
+        f"{name} ({dtype} -> {dtype_of[name]})"
         for name, dtype in zip(expected, schema.dtypes, strict=True)
-        if name in actual_dtypes and actual_dtypes[name] != dtype
+        if name in dtype_of and dtype_of[name] != dtype
     ]
     if changed:
         problems.append(f"{len(changed)} columns changed dtype: {', '.join(changed[:_SHOWN])}{_more(changed)}")
@@ -194,7 +216,7 @@ def check_schema(frame: pd.DataFrame, schema: ColumnSchema, *, reorder: bool = T
         raise SchemaMismatchError(problems)
     if in_order:
         return frame
-    if not all(isinstance(c, str) for c in frame.columns):
+    if columns is not raw_columns:
         frame = frame.set_axis(columns, axis=1)
     return frame[expected]
 
@@ -213,7 +235,8 @@ def load_model_schema(
     """The training column schema of a run, a logged model (`m-...`), a model URI, or a local path.
 
     Exactly one source. Remote reads go through MLflow (credentials from `mlflow_init`); `s3://` model
-    paths, such as `get_model_s3_path` returns, are read from S3 directly.
+    paths, such as `get_model_s3_path` returns, are read from S3 directly. A run is found through its
+    `toolkit.column_schema` tag (or, for runs tracked by older toolkits, its own schema artifact).
     """
     given = [
         name
@@ -229,11 +252,18 @@ def load_model_schema(
 
     with tempfile.TemporaryDirectory(prefix="toolkit-schema-") as tmp:
         if run_id is not None:
-            uri = None
+            # The run's tag points at the schema inside its model; runs tracked before the schema was
+            # stored once carry their own copy among the run's artifacts instead.
             try:
-                local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SCHEMA_FILE_NAME, dst_path=tmp)
+                pointer = mlflow.MlflowClient().get_run(run_id).data.tags.get(RUN_SCHEMA_TAG)
+                if pointer:
+                    local = mlflow.artifacts.download_artifacts(artifact_uri=pointer, dst_path=tmp)
+                else:
+                    local = mlflow.artifacts.download_artifacts(
+                        run_id=run_id, artifact_path=SCHEMA_FILE_NAME, dst_path=tmp
+                    )
             except Exception as exc:
-                raise LookupError(f"run {run_id}: no {SCHEMA_FILE_NAME} artifact could be read ({exc})") from exc
+                raise LookupError(f"run {run_id}: no column schema could be read ({exc})") from exc
             return ColumnSchema.read(local)
         if model_id is not None:
             uri = mlflow.MlflowClient().get_logged_model(model_id).artifact_location

@@ -3,9 +3,18 @@
 One decorated call = one MLflow run (nested under the active run, if any) holding exactly one logged model:
 the fitted estimator, a search's `best_estimator_`, or a Pipeline. The flow of a call is here: open the
 run, call the function with autologging adjusted (toolkit/autolog.py), check what it returned
-(toolkit/estimators.py), record tags, params and metrics (toolkit/run_logging.py), log the model
-(toolkit/model_logging.py), optionally evaluate on the test set (toolkit/evaluation.py), and keep the
-model locally if tracking failed (toolkit/fallback.py).
+(toolkit/estimators.py), create the logged model and save its files locally (toolkit/model_logging.py),
+optionally evaluate on the test set (toolkit/evaluation.py), then send what the run records
+(toolkit/run_logging.py) and the model's files, finalize the model, close the run; and keep the model
+locally if tracking failed (toolkit/fallback.py).
+
+Round trips: a notebook talks to the server across a network, where every request the call waits for
+costs a round trip, so the call sends few and waits for fewer. Requests that do not depend on each other
+go out together (`_send_together`): the model's files start uploading before the evaluation and finish
+alongside the run's one `log_batch` (tags, parameters, metrics linked to the model), the run's output
+link to the model, its input link (with evaluation) and the evaluation's plots. Nothing the call wrote
+is read back. `mlflow.end_run` would read the run back only to print its link; the decorator prints the
+same lines from what `start_run` returned (`_end_run`).
 
 Failure policy: the function's own exceptions propagate unchanged (the run is marked FAILED); a return
 value that is not a fitted model raises before anything is logged; any tracking failure after a good fit
@@ -17,20 +26,37 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from toolkit.arrays import n_columns
 from toolkit.autolog import sklearn_autolog_for_the_call
 from toolkit.estimators import DetectedModel, ModelType, detect_model
-from toolkit.evaluation import evaluate_on_run
+from toolkit.evaluation import Evaluation, evaluate_in_run
 from toolkit.fallback import fallback_root, save_fallback, warn_tracking_failed
-from toolkit.model_logging import log_sklearn_model, sklearn_save_kwargs
-from toolkit.run_logging import log_estimator_params, log_run_tags, log_search_result, log_training_metrics
-from toolkit.schema import ColumnSchema
+from toolkit.model_logging import (
+    create_logged_model,
+    file_uploads,
+    finalize_logged_model,
+    register_logged_model,
+    save_model_files,
+    schema_uri,
+    sklearn_save_kwargs,
+)
+from toolkit.run_logging import batch_entities, linked_metrics, run_record
+from toolkit.schema import RUN_SCHEMA_TAG, ColumnSchema
 from toolkit.session import current_session
+
+if TYPE_CHECKING:
+    from mlflow.entities import RunInfo
 
 _logger = logging.getLogger(__name__)
 
@@ -40,6 +66,9 @@ R = TypeVar("R")
 # Wider than this, a decorated run uses big-schema mode even if not asked: a per-column signature and
 # dataset record grow linearly with the width, and nobody wants that by accident.
 AUTO_BIG_SCHEMA_COLUMNS = 5_000
+# Requests in flight at once: below MLflow's HTTP connection pool size (`MLFLOW_HTTP_POOL_MAXSIZE`), so
+# no connection is opened only to be thrown away.
+MAX_CONCURRENT_REQUESTS = 8
 
 
 @dataclass(frozen=True)
@@ -171,6 +200,34 @@ def _decorator(options: TrackingOptions) -> Callable[[Callable[P, R]], Callable[
     return decorate
 
 
+def _send_together(pool: ThreadPoolExecutor, requests: list[Callable[[], Any]]) -> list[Future[Any]]:
+    """Start independent requests at once; `_wait_for` collects them."""
+    return [pool.submit(request) for request in requests]
+
+
+def _wait_for(futures: list[Future[Any]]) -> None:
+    """Wait for every request, then raise the first failure (all have finished by then)."""
+    wait(futures)
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            raise error
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the duration of the block, then put back what was there."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
 def _argument(bound: inspect.BoundArguments, name: str, position: int) -> Any:
     """The argument named `name`, else the `position`-th positional one, else None."""
     if name in bound.arguments:
@@ -192,9 +249,13 @@ class _TrackedCall:
         self.signature = signature
         self.options = options
         self.label = options.run_name or function.__name__
-        self.run_id: str | None = None
+        self.run_info: RunInfo | None = None
         self.model_id: str | None = None
         self.model_uri: str | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run_info.run_id if self.run_info is not None else None
 
     def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         import mlflow
@@ -217,8 +278,7 @@ class _TrackedCall:
         failure: tuple[str, BaseException] | None = None
         nested = mlflow.active_run() is not None
         try:
-            run = mlflow.start_run(run_name=self.label, nested=nested)
-            self.run_id = run.info.run_id
+            self.run_info = mlflow.start_run(run_name=self.label, nested=nested).info
         except Exception as exc:
             failure = ("starting the run", exc)
 
@@ -237,35 +297,15 @@ class _TrackedCall:
         schema = ColumnSchema.from_frame(X_train) if n_columns(X_train) else None
         metrics: dict[str, float] = {}
         if failure is None:
-            try:
-                self._log(
+            with tempfile.TemporaryDirectory(prefix="toolkit-track-") as tmp:
+                failure, metrics = self._track(
                     detected,
-                    X_train=X_train,
-                    y_train=y_train,
+                    data=(X_train, y_train, X_test, y_test),
                     schema=schema,
                     big_schema=big_schema,
                     autolog_logged=autolog_logs,
+                    workdir=Path(tmp),
                 )
-                mlflow.end_run()
-            except Exception as exc:
-                failure = ("logging the model", exc)
-                self._end_run_quietly("FAILED")
-        if failure is None and options.evaluate:
-            try:
-                assert self.run_id is not None
-                metrics = evaluate_on_run(
-                    run_id=self.run_id,
-                    model=detected.model,
-                    model_id=self.model_id,
-                    model_type=options.model_type,
-                    X_test=X_test,
-                    y_test=y_test,
-                    schema=schema,
-                    nested=mlflow.active_run() is not None,
-                )
-            except Exception as exc:
-                failure = ("evaluating the model", exc)
-                self._end_run_quietly("FAILED")
 
         fallback_path = None
         if failure is not None:
@@ -295,42 +335,136 @@ class _TrackedCall:
             return True
         return chosen
 
-    def _log(
+    def _track(
         self,
         detected: DetectedModel,
         *,
-        X_train: Any,
-        y_train: Any,
+        data: tuple[Any, Any, Any, Any],
         schema: ColumnSchema | None,
         big_schema: bool,
         autolog_logged: bool,
-    ) -> None:
-        """Everything the open run records: tags, search result, params and metrics (unless autolog did),
-        then the model."""
+        workdir: Path,
+    ) -> tuple[tuple[str, BaseException] | None, dict[str, float]]:
+        """Everything after a good fit, in the open run: `(failure or None, evaluation metrics)`.
+
+        A failed evaluation still lets the model and the run's record be sent (the run then ends FAILED);
+        a failure to log anything ends the run FAILED at once.
+        """
+        import mlflow
+        from mlflow.entities import LoggedModelInput, LoggedModelOutput
+
         options = self.options
-        log_run_tags(
-            model_type=options.model_type, estimator_class=detected.class_name, big_schema=big_schema, schema=schema
-        )
-        if detected.search is not None:
-            assert self.run_id is not None
-            log_search_result(detected.search, run_id=self.run_id)
-        if not autolog_logged:
-            log_estimator_params(detected.model)
-            if X_train is not None and y_train is not None:
-                log_training_metrics(detected.model, X_train, y_train, model_type=options.model_type)
-        info = log_sklearn_model(
-            detected.model,
-            X_train=X_train,
-            schema=schema,
-            big_schema=big_schema,
-            model_type=options.model_type,
-            model_name=options.model_name,
-            registered_model_name=options.registered_model_name,
-            serialization_format=options.serialization_format,
-            pip_requirements=options.pip_requirements,
-        )
-        self.model_id = info.model_id
-        self.model_uri = info.model_uri
+        X_train, y_train, X_test, y_test = data
+        assert self.run_info is not None
+        run_id = self.run_info.run_id
+        client = mlflow.MlflowClient()
+        with ThreadPoolExecutor(MAX_CONCURRENT_REQUESTS, thread_name_prefix="toolkit-upload") as pool:
+            try:
+                record = run_record(
+                    detected,
+                    X_train=X_train,
+                    y_train=y_train,
+                    model_type=options.model_type,
+                    big_schema=big_schema,
+                    schema=schema,
+                    autolog_data=client.get_run(run_id).data if autolog_logged else None,
+                )
+                logged = create_logged_model(
+                    name=options.model_name,
+                    run_id=run_id,
+                    experiment_id=self.run_info.experiment_id,
+                    params=record.model_params,
+                )
+                self.model_id, self.model_uri = logged.model_id, f"models:/{logged.model_id}"
+                model_dir = save_model_files(
+                    detected.model,
+                    workdir / "logged",
+                    logged=logged,
+                    run_id=run_id,
+                    X_train=X_train,
+                    schema=schema,
+                    big_schema=big_schema,
+                    model_type=options.model_type,
+                    serialization_format=options.serialization_format,
+                    pip_requirements=options.pip_requirements,
+                )
+                if schema is not None:
+                    record.tags[RUN_SCHEMA_TAG] = schema_uri(logged)
+                uploads = _send_together(pool, file_uploads(model_dir, logged.artifact_location))
+            except Exception as exc:
+                self._finalize_quietly(ready=False)
+                self._end_run_quietly("FAILED")
+                return ("logging the model", exc), {}
+
+            evaluation: Evaluation | None = None
+            evaluation_failure: tuple[str, BaseException] | None = None
+            if options.evaluate:
+                try:
+                    evaluation = evaluate_in_run(
+                        model=detected.model,
+                        model_type=options.model_type,
+                        X_test=X_test,
+                        y_test=y_test,
+                        X_train=X_train,
+                        schema=schema,
+                        plots_dir=workdir / "plots",
+                    )
+                except Exception as exc:
+                    evaluation_failure = ("evaluating the model", exc)
+
+            try:
+                now = int(time.time() * 1000)
+                metrics = linked_metrics(record.metrics, run_id=run_id, model_id=logged.model_id, timestamp=now)
+                params, tags = batch_entities(record)
+                requests: list[Callable[[], Any]] = [
+                    functools.partial(client.log_outputs, run_id, [LoggedModelOutput(logged.model_id, step=0)])
+                ]
+                if evaluation is not None:
+                    metrics += linked_metrics(
+                        evaluation.metrics,
+                        run_id=run_id,
+                        model_id=logged.model_id,
+                        timestamp=now,
+                        dataset=evaluation.dataset,
+                    )
+                    # As `evaluate` records the model it evaluated among the run's inputs.
+                    requests.append(
+                        functools.partial(client.log_inputs, run_id, models=[LoggedModelInput(logged.model_id)])
+                    )
+                    if evaluation.plots:
+                        requests += file_uploads(workdir / "plots", self.run_info.artifact_uri)
+                requests.append(functools.partial(client.log_batch, run_id, metrics=metrics, params=params, tags=tags))
+                _wait_for(uploads + _send_together(pool, requests))
+                finalize_logged_model(logged.model_id, ready=True)
+                if options.registered_model_name:
+                    register_logged_model(logged.model_id, options.registered_model_name)
+                self._end_run("FAILED" if evaluation_failure else "FINISHED")
+            except Exception as exc:
+                self._finalize_quietly(ready=False)
+                self._end_run_quietly("FAILED")
+                return evaluation_failure or ("logging the model", exc), {}
+        if evaluation_failure is not None:
+            return evaluation_failure, {}
+        return None, evaluation.metrics if evaluation is not None else {}
+
+    def _end_run(self, status: str) -> None:
+        """`mlflow.end_run(status)` for our run, then the run's links, as MLflow prints them.
+
+        MLflow reads the run back from the server only to print those two lines; everything in them is
+        known from `start_run`, so the read is switched off with MLflow's own setting for the duration of
+        the call and the lines are printed here. A user who switched the printing off keeps it off.
+        """
+        import mlflow
+        from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
+
+        quiet = MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get()  # type: ignore[no-untyped-call]
+        with _environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, "true"):
+            mlflow.end_run(status)
+        tracking_uri = mlflow.get_tracking_uri().rstrip("/")
+        if not quiet and self.run_info is not None and tracking_uri.startswith(("http://", "https://")):
+            experiment_url = f"{tracking_uri}/#/experiments/{self.run_info.experiment_id}"
+            sys.stdout.write(f"🏃 View run {self.run_info.run_name} at: {experiment_url}/runs/{self.run_id}\n")
+            sys.stdout.write(f"🧪 View experiment at: {experiment_url}\n")
 
     def _end_run_quietly(self, status: str) -> None:
         """End our run (if it is the active one) without letting a dead server raise from here."""
@@ -340,9 +474,18 @@ class _TrackedCall:
         if active is None or self.run_id is None or active.info.run_id != self.run_id:
             return
         try:
-            mlflow.end_run(status)
+            self._end_run(status)
         except Exception as exc:
             _logger.debug("could not mark run %s %s: %s", self.run_id, status, exc)
+
+    def _finalize_quietly(self, *, ready: bool) -> None:
+        """Mark our logged model (if one was created) as MLflow's `log_model` does when logging fails."""
+        if self.model_id is None:
+            return
+        try:
+            finalize_logged_model(self.model_id, ready=ready)
+        except Exception as exc:
+            _logger.debug("could not finalize logged model %s: %s", self.model_id, exc)
 
     def _save_fallback(
         self,

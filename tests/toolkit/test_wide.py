@@ -50,7 +50,9 @@ def _artifact_sizes(client: Any, run_id: str | None = None, model_uri: str | Non
             entries = list_artifacts(artifact_uri=f"{model_uri}/{folder}" if folder else model_uri)
         for entry in entries:
             if entry.is_dir:
-                pending.append(entry.path)
+                # A model listing names entries after the listed folder's last part: keep the relative path.
+                name = entry.path.rsplit("/", 1)[-1]
+                pending.append(entry.path if run_id else f"{folder}/{name}".lstrip("/"))
             else:
                 sizes[entry.path.rsplit("/", 1)[-1] if model_uri else entry.path] = int(entry.file_size or 0)
     return sizes
@@ -68,7 +70,10 @@ def test_twenty_thousand_columns_whole_path(tracking: Callable[..., Any]) -> Non
     assert run.data.tags["toolkit.n_features"] == "20000"
     assert "r2_score" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"column_schema.json.gz", "residuals.png", "predicted_vs_actual.png"} <= artifacts
+    assert {"residuals.png", "predicted_vs_actual.png"} <= artifacts
+    # The schema is stored once, inside the model; the run points at it.
+    assert "column_schema.json.gz" not in artifacts
+    assert run.data.tags["toolkit.column_schema"].endswith("/extra_files/column_schema.json.gz")
 
     path, run_id = get_model_s3_path(run_id=run.info.run_id)
     schema = load_model_schema(model_uri=path)
@@ -124,7 +129,7 @@ def test_big_schema_logs_nothing_that_grows_with_the_columns(tracking: Callable[
             "params and tags": len(params_and_tags),
             "other model files": sum(v for k, v in model_files.items() if k not in _WIDTH_DEPENDENT),
             "other run artifacts": sum(v for k, v in run_files.items() if k.rsplit("/", 1)[-1] not in _WIDTH_DEPENDENT),
-            "schema": run_files["column_schema.json.gz"],
+            "schema": model_files["column_schema.json.gz"],
         }
 
     narrow, wide = measured[500], measured[8_000]
@@ -135,3 +140,17 @@ def test_big_schema_logs_nothing_that_grows_with_the_columns(tracking: Callable[
     assert wide["other run artifacts"] <= narrow["other run artifacts"] * 1.2 + 2_000, measured
     # 1.5 MB at 500,000 columns is 3 bytes a column; names like cg00000000 compress to about 2.
     assert wide["schema"] <= 3 * 8_000, measured
+
+
+def test_schema_of_a_run_that_kept_its_own_copy(tracking: Callable[..., Any], tmp_path: Path) -> None:
+    """Runs tracked before the schema was stored once hold it among their own artifacts: still read."""
+    import mlflow
+
+    from toolkit import ColumnSchema, load_model_schema
+
+    tracking(autolog=False)
+    X_train, _, _, _ = regression(rows=5, columns=50, test_rows=1)
+    schema = ColumnSchema.from_frame(X_train)
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(schema.write(tmp_path / "column_schema.json.gz")))
+    assert load_model_schema(run_id=run.info.run_id) == schema
