@@ -63,18 +63,18 @@ def test_outputs_without_client_config_say_so() -> None:
 
 def test_argument_beats_env_beats_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     save_profile(ClientConfig.parse(CLIENT))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://from-mlflow-env.example.org")
+    # The profile's own server, spelled otherwise: the profile still describes it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "HTTPS://MLflow.example.org:443/")
     monkeypatch.setenv("MLFLOW_PLATFORM_REGION", "us-east-1")
     resolved = resolve_client_config({"region": "ap-southeast-2"})
     assert resolved.config.region == "ap-southeast-2"
     assert resolved.sources["region"] == "argument"
-    assert resolved.config.tracking_uri == "https://from-mlflow-env.example.org"
     assert resolved.sources["tracking_uri"] == "env MLFLOW_TRACKING_URI"
     assert resolved.config.artifact_store_uri == CLIENT["artifact_store_uri"]
     assert resolved.sources["artifact_store_uri"] == "profile dev"
     # Our own variable is more specific than MLflow's and wins over it.
-    monkeypatch.setenv("MLFLOW_PLATFORM_TRACKING_URI", "https://ours.example.org")
-    assert resolve_client_config().config.tracking_uri == "https://ours.example.org"
+    monkeypatch.setenv("MLFLOW_PLATFORM_TRACKING_URI", "https://mlflow.example.org/")
+    assert resolve_client_config().sources["tracking_uri"] == "env MLFLOW_PLATFORM_TRACKING_URI"
 
 
 def test_profile_selection(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -85,12 +85,21 @@ def test_prod_refuses_every_dev_shortcut_and_names_each() -> None:
         minimal(
             environment="prod",
             access={"allowed_cidrs": ["10.0.0.0/8"], "allow_insecure_http": True},
-            database={"deletion_protection": False, "skip_final_snapshot": True, "backup_retention_days": 3},
+            database={
+                "deletion_protection": False,
+                "skip_final_snapshot": True,
+                "backup_retention_days": 3,
+                "performance_insights": False,
+            },
             artifacts={"force_destroy": True},
+            audit={"force_destroy": True},
         )
     )
     keys = {p.split(":")[0] for p in problems}
     assert keys == {
+        "alerts.emails",
+        "audit.force_destroy",
+        "database.performance_insights",
         "access.certificate_arn",
         "access.allow_insecure_http",
         "database.multi_az",
@@ -108,6 +117,7 @@ def test_hardened_prod_is_accepted() -> None:
             environment="prod",
             database={"multi_az": True, "backup_retention_days": 14},
             server={"min_count": 2, "desired_count": 2, "max_count": 4},
+            alerts={"emails": ["ml-oncall@example.org"]},
         )
     )
     assert config.is_prod
