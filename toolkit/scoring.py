@@ -48,6 +48,7 @@ from toolkit.wide_files import (
     default_batch_rows,
     numpy_dtype,
     open_input,
+    publish,
 )
 
 if TYPE_CHECKING:
@@ -374,7 +375,7 @@ class _ScoresFile:
             finally:
                 self._temporary.unlink(missing_ok=True)
         else:
-            os.replace(self._temporary, self.destination)
+            publish(self._temporary, self.destination)
 
     def abort(self) -> None:
         if self._writer is not None:

@@ -563,11 +563,20 @@ def write_wide(
             _write_ipc(frame, schema, temporary, rows)
         else:
             _write_parquet(frame, schema, temporary, rows)
-        os.replace(temporary, target)
+        publish(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def publish(temporary: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Move a finished temporary file into place in one step, with the permissions a new file gets
+    (a temporary file is private to its owner until then)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(temporary, 0o666 & ~mask)
+    os.replace(temporary, target)
 
 
 def _arrow_type(dtype: Any) -> pa.DataType:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,9 @@ def test_write_wide_round_trips_names_dtypes_and_values_in_bounded_record_batche
     assert [parquet_file.metadata.row_group(i).num_rows for i in range(parquet_file.num_row_groups)] == [10, 10, 3]
     assert parquet_file.read().to_pandas().equals(frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.arrow", "x.parquet"]  # nothing left aside
+    mask = os.umask(0)
+    os.umask(mask)
+    assert arrow.stat().st_mode & 0o777 == 0o666 & ~mask  # not the temporary file's owner-only mode
 
 
 def test_missing_columns_are_refused_from_metadata_with_the_count_and_first_names(tmp_path: Path) -> None:
