@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlflow_platform.server.contract import DEFAULT_WORKERS, STOP_TIMEOUT_SECONDS, Workers
+from mlflow_platform.server.contract import DEFAULT_WORKERS, STOP_TIMEOUT_SECONDS, IdentityMapping, Workers
 from toolkit.config_types import AwsRegion, MlflowVersion
 from toolkit.errors import ConfigError, config_error_from_validation
 
@@ -327,6 +327,8 @@ class PlatformConfig(_Section):
     artifacts: ArtifactsConfig = ArtifactsConfig()
     alerts: AlertsConfig = AlertsConfig()
     audit: AuditConfig = AuditConfig()
+    # Who signs in with which AWS identity (`contract.IdentityMapping`): `default_permission` and `principals`.
+    identity: IdentityMapping = IdentityMapping()
     tags: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -420,6 +422,7 @@ __all__ = [
     "ConfigError",
     "DatabaseConfig",
     "ExistingNetwork",
+    "IdentityMapping",
     "NetworkConfig",
     "PlatformConfig",
     "ServerConfig",

@@ -1,8 +1,8 @@
 """Publishing the stack's `ClientConfig`: the stack output and the SSM parameter hold the same JSON.
 
 The values are validated with the toolkit's own model before they are published, so a client never
-receives a config that `ClientConfig.parse` would refuse. Nothing secret is in it: the credentials are
-referenced by their Secrets Manager ARN only.
+receives a config that `ClientConfig.parse` would refuse. Nothing secret is in it: clients sign in with
+their own AWS identity (`auth: aws-iam`), and the admin secret is not even named.
 """
 
 from __future__ import annotations
@@ -36,10 +36,12 @@ class ClientConfigPublicationArgs:
     """`s3://<bucket>` of the artifact store."""
     region: str
     """The stack's region."""
-    credentials_secret_id: pulumi.Input[str]
-    """The Secrets Manager ARN of the MLflow admin credentials (never their value)."""
     mlflow_version: str
     """The MLflow version the server runs."""
+    auth: str = "aws-iam"
+    """How clients sign in: `aws-iam` (their own AWS identity, no secret named) or `basic`."""
+    credentials_secret_id: pulumi.Input[str] | None = None
+    """With `auth: basic` only: the Secrets Manager ARN of the MLflow credentials (never their value)."""
     model_reader_policy_arn: pulumi.Input[str] | None = None
     """The managed policy that lets a scoring pipeline's role read models."""
 
@@ -70,6 +72,7 @@ class ClientConfigPublication(pulumi.ComponentResource):
                     "region": args.region,
                     "credentials_secret_id": resolved["credentials_secret_id"],
                     "mlflow_version": args.mlflow_version,
+                    "auth": args.auth,
                     "model_reader_policy_arn": resolved["model_reader_policy_arn"],
                 }
             )

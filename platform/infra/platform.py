@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from mlflow_platform.infra.admin_secret_policy import AdminSecretPolicy, AdminSecretPolicyArgs
 from mlflow_platform.infra.alerting import Alerting, AlertingArgs
 from mlflow_platform.infra.artifact_store import ArtifactStore, ArtifactStoreArgs
 from mlflow_platform.infra.audit_logs import AuditLogs, AuditLogsArgs
@@ -31,6 +32,7 @@ from mlflow_platform.infra.model_reader import ModelReaderArgs, ModelReaderPolic
 from mlflow_platform.infra.network import FlowLogSettings, Network, NetworkArgs
 from mlflow_platform.infra.security_groups import SecurityGroups, SecurityGroupsArgs
 from mlflow_platform.infra.server_credentials import Credentials, CredentialsArgs
+from mlflow_platform.infra.sts_endpoint import StsEndpoint, StsEndpointArgs
 from mlflow_platform.infra.tracking_server import ServerSecrets, TrackingServer, TrackingServerArgs
 from mlflow_platform.infra.upgrade_snapshot import UpgradeSnapshot, UpgradeSnapshotArgs, snapshot_component_name
 from mlflow_platform.server import contract
@@ -65,6 +67,17 @@ def allowed_hosts(config: PlatformConfig, load_balancer_dns_name: str) -> list[s
         names.append(config.access.domain_name)
     names.extend(config.access.allowed_hosts)
     return list(dict.fromkeys(names))
+
+
+def server_identity(config: PlatformConfig, tracking_uri: str, load_balancer_dns_name: str) -> str:
+    """`contract.ServerIdentity` as JSON: the mapping, and the names clients reach the server by
+    (its tracking URI and the other host names it accepts, with the same scheme) as audiences."""
+    scheme = tracking_uri.split("://", 1)[0]
+    names = [f"{scheme}://{host}" for host in allowed_hosts(config, load_balancer_dns_name) if "*" not in host]
+    identity = contract.ServerIdentity(
+        **config.identity.model_dump(), audiences=list(dict.fromkeys([tracking_uri, *names])), region=config.region
+    )
+    return identity.model_dump_json()
 
 
 def unsupported_settings(config: PlatformConfig) -> list[str]:
@@ -233,6 +246,12 @@ class MlflowPlatform(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+        public_host = (
+            pulumi.Output.from_input(config.access.domain_name)
+            if config.access.domain_name is not None
+            else balancer.dns_name
+        )
+        uri = public_host.apply(lambda host: tracking_uri(https=serves_https(config.access), host=host))
         server = TrackingServer(
             f"{base}-server",
             TrackingServerArgs(
@@ -253,9 +272,33 @@ class MlflowPlatform(pulumi.ComponentResource):
                 log_group_name=f"{log_group_prefix(stack)}{base}-server",
                 allowed_hosts=balancer.dns_name.apply(lambda dns: allowed_hosts(config, dns)),
                 public_scheme="https" if serves_https(config.access) else "http",
+                identity=pulumi.Output.all(uri, balancer.dns_name).apply(
+                    lambda values: server_identity(config, values[0], values[1])
+                ),
                 force_delete_images=config.artifacts.force_destroy,
                 depends_on=[*balancer.listeners, upgrade_snapshot.snapshot],
                 image_context=args.image_context,
+            ),
+            opts=child,
+        )
+
+        if config.network.existing is None:
+            StsEndpoint(
+                f"{base}-sts",
+                StsEndpointArgs(
+                    region=config.region,
+                    vpc_id=network.vpc_id,
+                    subnet_ids=network.private_subnet_ids,
+                    server_security_group_id=firewall.server_security_group_id,
+                ),
+                opts=child,
+            )
+        AdminSecretPolicy(
+            f"{base}-admin-secret",
+            AdminSecretPolicyArgs(
+                secret_arn=credentials.admin_secret_arn,
+                readers=[server.execution_role_arn],
+                admin_principals=[principal.arn for principal in config.identity.principals if principal.admin],
             ),
             opts=child,
         )
@@ -275,12 +318,6 @@ class MlflowPlatform(pulumi.ComponentResource):
             opts=child,
         )
 
-        public_host = (
-            pulumi.Output.from_input(config.access.domain_name)
-            if config.access.domain_name is not None
-            else balancer.dns_name
-        )
-        uri = public_host.apply(lambda host: tracking_uri(https=serves_https(config.access), host=host))
         model_reader = ModelReaderPolicy(
             f"{base}-model-reader",
             ModelReaderArgs(
@@ -298,8 +335,8 @@ class MlflowPlatform(pulumi.ComponentResource):
                 tracking_uri=uri,
                 artifact_store_uri=artifacts.artifact_store_uri,
                 region=config.region,
-                credentials_secret_id=credentials.admin_secret_arn,
                 mlflow_version=config.server.mlflow_version,
+                auth="aws-iam",
                 model_reader_policy_arn=model_reader.policy_arn,
             ),
             opts=child,

@@ -144,6 +144,8 @@ class TrackingServerArgs:
     """Host names the server must accept (load balancer DNS name, domain, configured extras)."""
     public_scheme: str
     """`https` or `http`: how clients reach the server (the UI's CORS origins use only this scheme)."""
+    identity: pulumi.Input[str] | None = None
+    """`contract.ServerIdentity` as JSON: who signs in with which AWS identity (none: passwords only)."""
     force_delete_images: bool = False
     """An ECR repository holding images may be deleted with them only where the stack allows it."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
@@ -273,6 +275,7 @@ class TrackingServer(pulumi.ComponentResource):
             contract.HOST: contract.LISTEN_HOST,
             contract.PORT: str(contract.LISTEN_PORT),
             contract.PUBLIC_SCHEME: args.public_scheme,
+            **({contract.IDENTITY: args.identity} if args.identity is not None else {}),
             "AWS_DEFAULT_REGION": args.region,
             "HOME": SCRATCH_PATH,  # the only writable path: anything a library caches under ~ lands there
         }

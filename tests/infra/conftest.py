@@ -80,6 +80,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
                 "userId": "AIDAMOCKUSER",
                 "id": ACCOUNT,
             }, []
+        if token == "aws:iam/getSessionContext:getSessionContext":
+            # The deployer is an IAM user in the mocks: the issuer of its "session" is itself.
+            return {"arn": args.args["arn"], "issuerArn": args.args["arn"], "id": args.args["arn"]}, []
         if token == "aws:index/getPartition:getPartition":
             return {
                 "partition": "aws",

@@ -18,6 +18,7 @@ POLICY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "aws:kms/key:Key": ("policy",),
     "aws:s3/bucketPolicy:BucketPolicy": ("policy",),
     "aws:sns/topicPolicy:TopicPolicy": ("policy",),
+    "aws:secretsmanager/secretPolicy:SecretPolicy": ("policy",),
 }
 
 

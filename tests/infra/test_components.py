@@ -41,6 +41,8 @@ COMPONENT_TYPES = {
     "mlflow-platform:operations:Alerting",
     "mlflow-platform:operations:AuditLogs",
     "mlflow-platform:network:EdgeProtection",
+    "mlflow-platform:network:StsEndpoint",
+    "mlflow-platform:security:AdminSecretPolicy",
 }
 
 SERVER_DIR = REPO / "platform" / "server"
@@ -139,8 +141,9 @@ def test_routes_public_to_internet_gateway_private_to_nat(deployment: Deployment
 
 
 def test_s3_gateway_endpoint_serves_private_and_isolated_tiers(deployment: Deployment) -> None:
-    endpoint = deployment.one("aws:ec2/vpcEndpoint:VpcEndpoint")
-    assert endpoint.inputs["vpcEndpointType"] == "Gateway"
+    [endpoint] = [
+        e for e in deployment.of_type("aws:ec2/vpcEndpoint:VpcEndpoint") if e.inputs["vpcEndpointType"] == "Gateway"
+    ]
     assert endpoint.inputs["serviceName"] == f"com.amazonaws.{deployment.config.region}.s3"
     tables = {resource_id(t): t.name for t in deployment.of_type("aws:ec2/routeTable:RouteTable")}
     served = [tables[t] for t in endpoint.inputs["routeTableIds"]]
@@ -388,6 +391,10 @@ def test_task_definition_environment_and_secrets(deployment: Deployment) -> None
     expected_hosts = [balancer.state["dnsName"]]
     if config.access.domain_name:
         expected_hosts.append(config.access.domain_name)
+    identity = server_env.ServerIdentity.model_validate_json(environment.pop(server_env.IDENTITY))
+    assert identity.principals == config.identity.principals
+    assert identity.default_permission == config.identity.default_permission
+    assert server_env.audience_of(deployment.outputs["tracking_uri"]) in identity.audiences
     assert environment == {
         server_env.ARTIFACTS_DESTINATION: f"s3://{bucket.state['bucket']}",
         server_env.ALLOWED_HOSTS: ",".join(expected_hosts + config.access.allowed_hosts),

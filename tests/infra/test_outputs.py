@@ -14,7 +14,6 @@ AUDIT = "mlflow-platform:operations:AuditLogs"
 def test_client_config_output_is_a_valid_client_config(deployment: Deployment) -> None:
     client = ClientConfig.from_stack_outputs(deployment.outputs)
     bucket = artifact_bucket(deployment)
-    admin = next(s for s in deployment.of_type("aws:secretsmanager/secret:Secret") if s.name.endswith("-admin"))
     balancer = deployment.one("aws:lb/loadBalancer:LoadBalancer")
     access = deployment.config.access
     host = access.domain_name or balancer.state["dnsName"]
@@ -24,8 +23,8 @@ def test_client_config_output_is_a_valid_client_config(deployment: Deployment) -
         tracking_uri=f"{scheme}://{host}",
         artifact_store_uri=f"s3://{bucket.state['bucket']}",
         region=deployment.config.region,
-        credentials_secret_id=arn(admin),
         mlflow_version=deployment.config.server.mlflow_version,
+        auth="aws-iam",
         model_reader_policy_arn=arn(deployment.one("aws:iam/policy:Policy")),
     )
     assert deployment.outputs[STACK_OUTPUT_NAME] == client.model_dump(mode="json", exclude_none=True)

@@ -314,8 +314,9 @@ def test_generated_secrets_travel_only_as_pulumi_secrets(deployment: Deployment)
 def test_no_policy_allows_wildcard_actions_on_everything(deployment: Deployment) -> None:
     documents = policy_documents(deployment)
     # 3 role trust policies and 3 role policies (execution, task, flow logs), 3 key policies, 2 bucket
-    # policies, the model reader's managed policy, the alarm topic's policy: a new one must be seen here.
-    assert len(documents) == 13
+    # policies, the model reader's managed policy, the alarm topic's policy, the admin secret's policy: a
+    # new one must be seen here.
+    assert len(documents) == 14
     for record, document in documents:
         assert document["Version"] == "2012-10-17"
         for statement in statements(document):
