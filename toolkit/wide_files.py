@@ -61,6 +61,10 @@ SUPPORTED_EXTENSIONS = tuple(suffix for suffix, _ in _EXTENSIONS)
 BATCH_BYTES = 128 * 1024 * 1024
 MAX_BATCH_ROWS = 65_536
 _WRITE_BUFFER = 8 * 1024 * 1024
+# Parquet's footer holds an entry per column per row group, kept in memory while writing and parsed
+# before reading: at 500,000 columns, row groups the size of a batch make a footer of gigabytes. Its
+# default row groups are this many batches.
+PARQUET_GROUP_BATCHES = 8
 # Shown per kind of problem in an error; the counts are always complete.
 _SHOWN = 5
 
@@ -526,8 +530,9 @@ def write_wide(
 
     The format comes from `format`, else the extension (`.arrow`/`.feather`/`.ipc` or `.parquet`); any
     other extension gets Arrow IPC. Columns keep their names and dtypes; the index is not written (make
-    sample ids a column). Rows go in record batches (Parquet: row groups) of `batch_rows`, by default
-    about 128 MB of values each, so that a reader's memory follows one batch. Parquet is written without
+    sample ids a column). Rows go in record batches of `batch_rows`, by default about 128 MB of values
+    each, so that a reader's memory follows one batch; Parquet's row groups are `batch_rows` too, by
+    default `PARQUET_GROUP_BATCHES` batches (see there). Parquet is written without
     compression or dictionary encoding and without statistics: at this width those are what makes it
     slow, and random methylation values do not compress anyway. Written aside and renamed into place.
     """
@@ -552,7 +557,9 @@ def write_wide(
         raise WideFileError(f"{target}: column names must be unique to be written")
     schema = pa.schema([pa.field(name, _arrow_type(dtype)) for name, dtype in zip(columns, frame.dtypes, strict=True)])
     itemsize = max((int(getattr(dtype, "itemsize", 8)) for dtype in set(frame.dtypes)), default=8)
-    rows = batch_rows or default_batch_rows(len(columns), itemsize)
+    rows = batch_rows or default_batch_rows(len(columns), itemsize) * (
+        PARQUET_GROUP_BATCHES if kind == "parquet" else 1
+    )
     if rows < 1:
         raise WideFileError(f"batch_rows: got {rows}, expected a positive number of rows")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -647,5 +654,10 @@ def _write_parquet(frame: pd.DataFrame, schema: pa.Schema, path: str, rows: int)
             store_schema=False,
         ) as writer,
     ):
-        for batch in _record_batches(frame, schema, rows):
-            writer.write_batch(batch, row_group_size=rows)
+        inner = min(rows, default_batch_rows(len(schema)))
+        for start in range(0, max(len(frame), 1), rows):
+            part = frame.iloc[start : start + rows]
+            group = pa.Table.from_batches(list(_record_batches(part, schema, inner)), schema=schema)
+            writer.write_table(group, row_group_size=max(1, group.num_rows))
+            if len(frame) == 0:
+                break
