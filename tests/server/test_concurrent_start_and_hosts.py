@@ -52,6 +52,8 @@ def two_servers(
             server_env.DATABASE_SECRET: json.dumps(database),
             server_env.ALLOWED_HOSTS: f"{DOMAIN},{LOAD_BALANCER}",
             server_env.WORKERS: "1",
+            # Behind the load balancer's HTTPS listener, as in prod (the local platform says http).
+            server_env.PUBLIC_SCHEME: "https",
         }
     )
     servers: list[Server] = []
@@ -169,6 +171,8 @@ def test_the_ui_on_the_domain_may_post_but_another_origin_may_not(
         (f"https://{DOMAIN}", 200),
         (f"https://{LOAD_BALANCER}", 200),
         ("https://attacker.example.com", 403),
+        # Behind HTTPS, a page of the domain served over plain HTTP is not the UI.
+        (f"http://{DOMAIN}", 403),
     ):
         response = requests.post(url, json=body, auth=admin, headers={"Host": DOMAIN, "Origin": origin}, timeout=30)
         assert response.status_code == expected, (origin, response.text)
