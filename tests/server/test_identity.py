@@ -20,7 +20,7 @@ import requests
 
 from mlflow_platform.local.identity import EmulatorKey, create_iam_user
 from mlflow_platform.server import contract
-from tests.conftest import LocalPlatformHandle
+from tests.conftest import LocalPlatformHandle, free_port
 
 CURRENT_USER = "/api/2.0/mlflow/users/current"
 
@@ -198,9 +198,13 @@ def _decode(token: str) -> str:
     return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
 
 
-def test_a_verified_token_is_cached_until_it_expires(local_platform: LocalPlatformHandle) -> None:
+def test_a_verified_token_is_cached_until_it_expires(
+    local_platform: LocalPlatformHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once verified, a token is not sent to STS again: it keeps working after its key is deleted,
     while a new token of that key is refused (STS no longer knows it)."""
+    import botocore.auth
+
     from toolkit.aws_auth import AwsKey, sign, target_for
 
     base = local_platform.tracking_uri
@@ -208,12 +212,14 @@ def test_a_verified_token_is_cached_until_it_expires(local_platform: LocalPlatfo
     key = AwsKey(erin.access_key_id, erin.secret_access_key)
     target = target_for(local_platform.client_config)
     token = sign(key, target)
-    # The server has two workers at most; a few requests reach each of them.
+    # A few requests, so that every worker of the server has verified it.
     for _ in range(6):
         assert _get(base, CURRENT_USER, token).status_code == 200
     local_platform.aws_client("iam").delete_access_key(UserName=erin.username, AccessKeyId=erin.access_key_id)
     for _ in range(6):
         assert _get(base, CURRENT_USER, token).status_code == 200
+    # Signed a minute later: a SigV4 signature made in the same second would be the same token.
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime.now(UTC) + timedelta(minutes=1))
     assert _get(base, CURRENT_USER, sign(key, target)).status_code == 401
 
 
@@ -231,3 +237,29 @@ def test_environment_basic_credentials_win_over_the_identity(local_platform: Loc
         finally:
             del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
     assert response.json()["user"]["username"] == local_platform.admin_username
+
+
+@pytest.fixture(scope="module")
+def second_platform(local_platform: LocalPlatformHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Another local platform (SQLite), its profile kept out of the session's config; yields its URL."""
+    from mlflow_platform.local.platform import LocalPlatform, LocalPorts
+
+    platform = LocalPlatform(tmp_path_factory.mktemp("second-platform"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_PLATFORM_CONFIG_DIR", str(tmp_path_factory.mktemp("second-config")))
+        try:
+            platform.up(postgres=False, ports=LocalPorts(free_port(), free_port(), free_port()))
+            yield platform.tracking_uri
+        finally:
+            platform.down()
+
+
+def test_a_credential_captured_from_one_platform_is_refused_by_another(
+    local_platform: LocalPlatformHandle, second_platform: str
+) -> None:
+    alice = _user(local_platform, "alice")
+    captured = _token(local_platform.tracking_uri, alice)
+    assert _get(local_platform.tracking_uri, CURRENT_USER, captured).status_code == 200
+    replayed = _get(second_platform, CURRENT_USER, captured)
+    assert replayed.status_code == 401
+    assert f"audience '{local_platform.tracking_uri}' is not this server" in replayed.text
