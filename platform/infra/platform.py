@@ -33,7 +33,13 @@ from mlflow_platform.infra.network import FlowLogSettings, Network, NetworkArgs
 from mlflow_platform.infra.security_groups import SecurityGroups, SecurityGroupsArgs
 from mlflow_platform.infra.server_credentials import Credentials, CredentialsArgs
 from mlflow_platform.infra.sts_endpoint import StsEndpoint, StsEndpointArgs
-from mlflow_platform.infra.tracking_server import ServerSecrets, TrackingServer, TrackingServerArgs
+from mlflow_platform.infra.tracking_server import (
+    ServerSecrets,
+    TrackingServer,
+    TrackingServerArgs,
+    image_mlflow_version,
+    server_image_context,
+)
 from mlflow_platform.infra.upgrade_snapshot import UpgradeSnapshot, UpgradeSnapshotArgs, snapshot_component_name
 from mlflow_platform.server import contract
 from toolkit.client_config import STACK_OUTPUT_NAME
@@ -91,6 +97,20 @@ def unsupported_settings(config: PlatformConfig) -> list[str]:
     return problems
 
 
+def image_version_problems(config: PlatformConfig, image_context: Path) -> list[str]:
+    """The database is snapshotted once per `server.mlflow_version` before the server runs it, so when the
+    stack builds the image the key must be the MLflow that image installs (a prebuilt `server.image` is
+    named by the key instead)."""
+    installed = image_mlflow_version(image_context)
+    if config.server.image is not None or installed is None or installed == config.server.mlflow_version:
+        return []
+    return [
+        f"server.mlflow_version: got {config.server.mlflow_version!r}, expected {installed!r}, the MLflow the "
+        f"server image installs ({image_context / 'requirements.txt'}); the snapshot before an upgrade is taken "
+        "per version, so leave the key out (it follows the image) or set it to that version"
+    ]
+
+
 @dataclass(frozen=True)
 class MlflowPlatformArgs:
     config: PlatformConfig
@@ -132,7 +152,8 @@ class MlflowPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MlflowPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = args.config
-        problems = unsupported_settings(config)
+        image_context = args.image_context or server_image_context()
+        problems = unsupported_settings(config) + image_version_problems(config, image_context)
         if problems:
             raise ConfigError(f"config of stack {pulumi.get_stack()!r}", problems)
         super().__init__("mlflow-platform:index:MlflowPlatform", name, None, opts)
@@ -277,7 +298,7 @@ class MlflowPlatform(pulumi.ComponentResource):
                 ),
                 force_delete_images=config.artifacts.force_destroy,
                 depends_on=[*balancer.listeners, upgrade_snapshot.snapshot],
-                image_context=args.image_context,
+                image_context=image_context,
             ),
             opts=child,
         )

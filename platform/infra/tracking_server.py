@@ -47,6 +47,15 @@ def server_image_context() -> Path:
     return Path(__file__).resolve().parent.parent / "server"
 
 
+def image_mlflow_version(context: Path) -> str | None:
+    """The MLflow version an image built from `context` installs: the `mlflow==` pin of its requirements."""
+    requirements = context / "requirements.txt"
+    if not requirements.is_file():
+        return None
+    match = re.search(r"^mlflow==([^\s;\\]+)", requirements.read_text(), re.MULTILINE)
+    return match.group(1) if match else None
+
+
 def source_fingerprint(context: Path) -> str:
     """A short content hash of every file in the build context, so an unchanged server never pushes a
     new tag and an edit elsewhere in the repository (the CLI, the components) never rebuilds it."""

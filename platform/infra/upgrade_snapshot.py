@@ -76,6 +76,4 @@ class UpgradeSnapshot(pulumi.ComponentResource):
 
         self.snapshot_identifier = self.snapshot.db_snapshot_identifier
         self.snapshot_arn = self.snapshot.db_snapshot_arn
-        self.register_outputs(
-            {"snapshot_identifier": self.snapshot_identifier, "snapshot_arn": self.snapshot_arn}
-        )
+        self.register_outputs({"snapshot_identifier": self.snapshot_identifier, "snapshot_arn": self.snapshot_arn})

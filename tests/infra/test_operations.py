@@ -6,15 +6,19 @@ balancer; and the configs that are refused, naming the key."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 
+from mlflow_platform.infra import platform as infra_platform
 from mlflow_platform.server import contract
 from mlflow_platform.server.entrypoint import mlflow_server_command
 from mlflow_platform.server.settings import ServerSettings
-from tests.infra.conftest import Deployment, Recorded, run_failing_program, run_program
+from tests.infra.conftest import REPO, Deployment, Recorded, run_failing_program, run_program
 from tests.infra.helpers import (
     arn,
     artifact_bucket,
@@ -282,16 +286,26 @@ def test_the_service_waits_for_a_retained_snapshot_of_this_database(deployment: 
     assert deployment.outputs["upgrade_snapshot_id"] == snapshot.inputs["dbSnapshotIdentifier"]
 
 
+def _upgraded_image_context(tmp_path: Path, version: str) -> Path:
+    """The server folder of a checkout whose lock moved MLflow to `version`."""
+    context = tmp_path / "server"
+    shutil.copytree(REPO / "platform" / "server", context, ignore=shutil.ignore_patterns("__pycache__"))
+    requirements = context / "requirements.txt"
+    requirements.write_text(re.sub(r"^mlflow==\S+", f"mlflow=={version}", requirements.read_text(), flags=re.M))
+    return context
+
+
 def test_an_mlflow_version_change_adds_a_snapshot_the_service_waits_for_and_keeps_the_earlier_one(
-    dev: Deployment,
+    dev: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two `pulumi up`s, before and after `server.mlflow_version` changes. The second declares a new
-    snapshot resource (another name: Pulumi creates it) with another identifier, and the service
-    update waits for it; the first one's snapshot, no longer declared, is retained on delete, so AWS
-    keeps it (and `pulumi destroy` keeps both)."""
+    """Two `pulumi up`s, before and after MLflow moves (the image's pin and `server.mlflow_version`). The
+    second declares a new snapshot resource (another name: Pulumi creates it) with another identifier,
+    and the service update waits for it; the first one's snapshot, no longer declared, is retained on
+    delete, so AWS keeps it (and `pulumi destroy` keeps both)."""
     before = dev.one(SNAPSHOT)
     upgraded_version = "3.99.0"
     assert dev.config.server.mlflow_version != upgraded_version
+    monkeypatch.setattr(infra_platform, "server_image_context", lambda: _upgraded_image_context(tmp_path, "3.99.0"))
     after_values = with_section(stack_values("dev"), "server", {"mlflow_version": upgraded_version})
     after = run_program(after_values, stack="dev")
     [snapshot] = after.of_type(SNAPSHOT)
@@ -305,6 +319,25 @@ def test_an_mlflow_version_change_adds_a_snapshot_the_service_waits_for_and_keep
     assert snapshot.retain_on_delete is True
     # The database itself is the same instance: only the server's version changed.
     assert after.one(DATABASE).inputs["identifier"] == dev.one(DATABASE).inputs["identifier"]
+
+
+def test_a_version_key_that_is_not_the_images_mlflow_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image whose MLflow moved while the key stayed would migrate the schema without a snapshot for
+    the new version; the stack is refused instead, naming the key."""
+    monkeypatch.setattr(infra_platform, "server_image_context", lambda: _upgraded_image_context(tmp_path, "3.99.0"))
+    error, declared = run_failing_program(stack_values("dev"), stack="dev")
+    assert isinstance(error, ConfigError), repr(error)
+    assert "server.mlflow_version: got '3.17.2', expected '3.99.0'" in str(error)
+    assert declared == 0
+
+
+def test_a_prebuilt_image_is_named_by_the_version_key() -> None:
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlflow-server:3.16.0-0123456789abcdef"
+    values = with_section(stack_values("dev"), "server", {"image": image, "mlflow_version": "3.16.0"})
+    snapshot = run_program(values, stack="dev").one(SNAPSHOT)
+    assert "-before-mlflow-3-16-0-" in snapshot.inputs["dbSnapshotIdentifier"]
 
 
 def test_a_rollback_restores_the_database_from_a_snapshot() -> None:
