@@ -85,7 +85,7 @@ def score_command(
     ] = None,
     batch_rows: Annotated[
         int | None,
-        typer.Option("--batch-rows", help="Rows per batch (default: about 128 MB of feature values).", min=1),
+        typer.Option("--batch-rows", help="Rows per batch (default: about 64 MB of feature values).", min=1),
     ] = None,
     stack: Annotated[
         str | None, typer.Option("--stack", help="The platform's stack (default: the active profile).")

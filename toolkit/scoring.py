@@ -436,7 +436,7 @@ def score(
     `input`: a local path or `s3://` URI; the format comes from the extension (`.parquet`, `.arrow`,
     `.feather`, `.ipc`, `.csv`, `.csv.gz`). `output`: a `.parquet` path or `s3://` URI, replaced only
     once every row is scored. `id_column`: an input column copied into the output (e.g. the sample id).
-    `batch_rows`: rows per batch (default: about 128 MB of feature values). `stack`: whose platform
+    `batch_rows`: rows per batch (default: about 64 MB of feature values). `stack`: whose platform
     (default: the session of `mlflow_init`, else the active profile). Bad input raises a `ToolkitError`
     (`SchemaMismatchError` for missing columns or lossy dtypes) before anything is written.
     """
@@ -535,20 +535,25 @@ def _score_batches(
     try:
         tell(f"scoring {wide_input.location}", 0, total)
         for batch in wide_input.batches(plan, columns.schema, batch_rows):
-            if batch.ids is not None:
-                id_type = batch.ids.type
-            if batch.features.num_rows == 0:
+            # Hold on to nothing of a batch once it is converted: the reader's next batch would otherwise
+            # be in memory next to this one.
+            features, ids, count = batch.features, batch.ids, batch.features.num_rows
+            del batch
+            if ids is not None:
+                id_type = ids.type
+            if count == 0:
                 continue
             model_input: Any
             if columns.needs_frame:
-                model_input = feature_frame(batch.features, plan, columns.schema)
+                model_input = feature_frame(features, plan, columns.schema)
             else:
-                model_input = feature_matrix(batch.features, plan, dtype)
+                model_input = feature_matrix(features, plan, dtype)
+            del features
             with feature_names_warning_silenced():
                 predictions = model.predict(model_input)
-            scores.write(batch.ids, plan.id_column, _prediction_columns(predictions, classifier, model_input))
-            rows += batch.features.num_rows
-            del model_input, predictions
+            scores.write(ids, plan.id_column, _prediction_columns(predictions, classifier, model_input))
+            rows += count
+            del model_input, predictions, ids
             tell(f"scoring {wide_input.location}", rows, total)
         scores.commit(id_type=id_type, id_column=plan.id_column)
     except BaseException:

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from toolkit.errors import SchemaMismatchError, ToolkitError
 from toolkit.s3_files import filesystem_path, is_s3_uri
@@ -58,7 +58,8 @@ _EXTENSIONS: tuple[tuple[str, WideFormat], ...] = (
 )
 SUPPORTED_EXTENSIONS = tuple(suffix for suffix, _ in _EXTENSIONS)
 # A batch holds about this many bytes of feature values; `default_batch_rows` derives the rows from it.
-BATCH_BYTES = 128 * 1024 * 1024
+# Scoring holds a batch about three times (the file's pages, Arrow's arrays, the model's matrix).
+BATCH_BYTES = 64 * 1024 * 1024
 MAX_BATCH_ROWS = 65_536
 _WRITE_BUFFER = 8 * 1024 * 1024
 # Parquet's footer holds an entry per column per row group, kept in memory while writing and parsed
@@ -253,6 +254,28 @@ class InputBatch:
     ids: pa.Array | None
 
 
+class _SchemaTypes(Sequence["pa.DataType"]):
+    """A schema's column types, looked up one at a time: a list of 500,000 type objects costs tens of MB
+    for the whole run, where only the training columns are looked at, once."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self._schema = schema
+
+    def __len__(self) -> int:
+        return len(self._schema)
+
+    @overload
+    def __getitem__(self, index: int) -> pa.DataType: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[pa.DataType]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self._schema.field(i).type for i in range(len(self._schema))[index]]
+        return self._schema.field(index).type
+
+
 class WideInput:
     """An open input file. `names`/`types` come from its metadata; `batches` reads the planned columns."""
 
@@ -260,7 +283,7 @@ class WideInput:
     format: WideFormat
     names: list[str]
     # None for CSV: text has no types until it is parsed (into the training dtypes).
-    types: list[pa.DataType] | None
+    types: Sequence[pa.DataType] | None
     # Known from the metadata for Parquet; None where counting would mean reading.
     num_rows: int | None = None
 
@@ -320,7 +343,7 @@ class _ArrowInput(WideInput):
             raise
         schema = self._reader.schema
         self.names = list(schema.names)
-        self.types = list(schema.types)
+        self.types = _SchemaTypes(schema)
 
     def batches(self, plan: ColumnPlan, schema: ColumnSchema, batch_rows: int) -> Iterator[InputBatch]:
         reader = self._reader
@@ -390,7 +413,7 @@ class _ParquetInput(WideInput):
             raise WideFileError(f"{location}: not a readable Parquet file ({exc})") from None
         schema = self._file.schema_arrow
         self.names = list(schema.names)
-        self.types = list(schema.types)
+        self.types = _SchemaTypes(schema)
         self.num_rows = int(self._file.metadata.num_rows)
 
     def batches(self, plan: ColumnPlan, schema: ColumnSchema, batch_rows: int) -> Iterator[InputBatch]:
@@ -530,7 +553,7 @@ def write_wide(
 
     The format comes from `format`, else the extension (`.arrow`/`.feather`/`.ipc` or `.parquet`); any
     other extension gets Arrow IPC. Columns keep their names and dtypes; the index is not written (make
-    sample ids a column). Rows go in record batches of `batch_rows`, by default about 128 MB of values
+    sample ids a column). Rows go in record batches of `batch_rows`, by default about 64 MB of values
     each, so that a reader's memory follows one batch; Parquet's row groups are `batch_rows` too, by
     default `PARQUET_GROUP_BATCHES` batches (see there). Parquet is written without
     compression or dictionary encoding and without statistics: at this width those are what makes it

@@ -173,7 +173,7 @@ def test_a_bad_csv_value_names_its_column(tmp_path: Path) -> None:
 def test_default_batch_rows_follow_the_width() -> None:
     from toolkit.wide_files import default_batch_rows
 
-    assert default_batch_rows(500_000) == 67
-    assert default_batch_rows(500_000, itemsize=8) == 33
+    assert default_batch_rows(500_000) == 33
+    assert default_batch_rows(500_000, itemsize=8) == 16
     assert default_batch_rows(30) == 65_536
     assert default_batch_rows(10**9) == 1
