@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mlflow_platform.identity_cli import ui_command, whoami_command
 from mlflow_platform.local.cli import demo, local_app, print_labelled
 from mlflow_platform.scoring_cli import score_command
 
@@ -24,6 +25,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(local_app, name="local")
 app.command("demo")(demo)
 app.command("score")(score_command)
+app.command("whoami")(whoami_command)
+app.command("ui")(ui_command)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -48,6 +48,7 @@ __all__ = [
     "SigningTarget",
     "identity_token",
     "register",
+    "signing_credentials",
     "signing_target",
     "target_for",
 ]
@@ -150,7 +151,7 @@ def _target_from_environment(audience: str) -> SigningTarget:
     return SigningTarget(audience=audience, region=region, sts_endpoint=contract.sts_regional_endpoint(region))
 
 
-def _credentials(target: SigningTarget) -> AwsKey:
+def signing_credentials(target: SigningTarget) -> AwsKey:
     """The AWS credentials that sign for `target` right now (see the module docstring)."""
     key_id, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if target.emulated:
@@ -213,7 +214,7 @@ def sign(credentials: AwsKey, target: SigningTarget) -> str:
 def identity_token(url: str) -> str:
     """A token for the server at `url`, from the cache while it is fresh, else newly signed."""
     target = signing_target(url)
-    credentials = _credentials(target)
+    credentials = signing_credentials(target)
     digest = hashlib.sha256(f"{credentials.secret_key}\0{credentials.token or ''}".encode()).hexdigest()
     key = (target.audience, target.region, target.sts_endpoint, credentials.access_key, digest)
     now = time.monotonic()
