@@ -96,3 +96,30 @@ def test_a_tracked_run_sends_few_requests(tracking: Callable[..., Any], evaluate
         assert run.inputs is not None
         assert [model_input.model_id for model_input in run.inputs.model_inputs] == [tracked.model_id]
         assert {"residuals.png", "predicted_vs_actual.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_autolog_pauses_for_a_big_schema_call_and_is_back_after_it(tracking: Callable[..., Any]) -> None:
+    import mlflow
+    from sklearn.linear_model import Ridge
+
+    from toolkit import last_tracked_run, mlflow_track_regressor
+
+    tracking(big_schema=True, autolog=True)
+    X_train, y_train, X_test, y_test = regression(rows=30, columns=50, test_rows=5)
+
+    @mlflow_track_regressor(run_name="paused", big_schema=True)
+    def train(X_train: Any, y_train: Any, X_test: Any, y_test: Any) -> Any:
+        return Ridge().fit(X_train, y_train)
+
+    train(X_train, y_train, X_test, y_test)
+    tracked = last_tracked_run()
+    assert tracked is not None
+    assert tracked.run_id is not None
+    client = mlflow.MlflowClient()
+    # sklearn autolog tags the runs it records; it recorded nothing inside the decorated call.
+    assert "estimator_class" not in client.get_run(tracked.run_id).data.tags
+    with mlflow.start_run() as plain:
+        Ridge(alpha=0.5).fit(X_train, y_train)
+    autologged = client.get_run(plain.info.run_id).data
+    assert autologged.tags["estimator_class"] == "sklearn.linear_model._ridge.Ridge"
+    assert autologged.params["alpha"] == "0.5"
