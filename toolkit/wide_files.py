@@ -452,7 +452,7 @@ class _CsvInput(WideInput):
             except FileNotFoundError:
                 raise WideFileError(f"{self.location}: no such file") from None
         else:
-            raw = self._filesystem.open_input_stream(filesystem_path(self.location))
+            raw = self._filesystem.open_input_stream(filesystem_path(self.location), compression=None)
         return pa.CompressedInputStream(raw, "gzip") if self._compressed else raw
 
     def batches(self, plan: ColumnPlan, schema: ColumnSchema, batch_rows: int) -> Iterator[InputBatch]:

@@ -246,6 +246,15 @@ def test_s3_input_and_output_and_a_damaged_cache_is_downloaded_again(
     listed = s3.list_objects_v2(Bucket="scoring-test-data", Prefix="scores/")["Contents"]
     assert [item["Key"] for item in listed] == ["scores/batch-1.parquet"]
 
+    # Compressed CSV from S3, streamed (and decompressed once).
+    with gzip.open(tmp_path / "in.csv.gz", "wt") as handle:
+        _padded_and_shuffled(X_test).to_csv(handle, index=False)
+    s3.upload_file(str(tmp_path / "in.csv.gz"), "scoring-test-data", "incoming/batch-2.csv.gz")
+    score(f"models:/{tracked.model_id}", "s3://scoring-test-data/incoming/batch-2.csv.gz", tmp_path / "csv.parquet")
+    np.testing.assert_allclose(
+        pq.read_table(tmp_path / "csv.parquet").column("prediction").to_numpy(), expected, rtol=1e-6, atol=1e-6
+    )
+
     # A cached file cut short no longer matches the size S3 lists: the model is downloaded again.
     [cached] = [p for p in model_cache.rglob("*") if p.is_file() and p.suffix in (".pkl", ".skops")]
     cached.write_bytes(cached.read_bytes()[:100])
