@@ -101,12 +101,11 @@ def run_variant(args: argparse.Namespace) -> Row:
             times.append(time.perf_counter() - start)
         return Row(variant, times[0], peak_rss_mb(), warm_seconds=min(times[1:]))
 
-    tracking_host: str | None = args.tracking_uri
     if variant == "stock_autolog":
         from toolkit import mlflow_init
 
         init_start = time.perf_counter()
-        mlflow_init(tracking_host, experiment_name="benchmark-wide", autolog=False)
+        mlflow_init(experiment_name="benchmark-wide", autolog=False, config=_client_config(args.tracking_uri))
         import mlflow
 
         mlflow.sklearn.autolog()
@@ -120,7 +119,9 @@ def run_variant(args: argparse.Namespace) -> Row:
     from toolkit import mlflow_init, mlflow_track_regressor
 
     init_start = time.perf_counter()
-    session = mlflow_init(tracking_host, experiment_name="benchmark-wide", autolog=True, big_schema=True)
+    session = mlflow_init(
+        experiment_name="benchmark-wide", autolog=True, big_schema=True, config=_client_config(args.tracking_uri)
+    )
     init_seconds = time.perf_counter() - init_start
     tracked = mlflow_track_regressor(
         run_name=f"{variant}-{args.estimator}-{args.features}",
@@ -148,6 +149,15 @@ def run_variant(args: argparse.Namespace) -> Row:
         warm.append(time.perf_counter() - start)
     row.warm_seconds = min(warm) if warm else None
     return row
+
+
+def _client_config(tracking_uri: str | None) -> Any:
+    """The local platform's client config (its profile), pointed at `tracking_uri` (the latency proxy)
+    if given: the same stack, reached through the proxy."""
+    from toolkit.resolve import resolve_client_config
+
+    config = resolve_client_config().config
+    return config.model_copy(update={"tracking_uri": tracking_uri}) if tracking_uri else config
 
 
 def _whole_path(row: Row, run_id: str, tracking_uri: str, model: Any, x_test: Any) -> None:
@@ -186,11 +196,14 @@ def _s3_sizes(s3_path: str) -> dict[str, int]:
     from urllib.parse import urlsplit
 
     from toolkit.aws import client_for
-    from toolkit.resolve import resolve_client_config
+    from toolkit.session import current_session
 
+    session = current_session()
+    if session is None or session.config is None:
+        raise RuntimeError("mlflow_init has not run with the local platform's config")
     parts = urlsplit(s3_path)
     prefix = parts.path.lstrip("/").rstrip("/") + "/"
-    s3 = client_for("s3", resolve_client_config().config)
+    s3 = client_for("s3", session.config)
     sizes: dict[str, int] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=parts.netloc, Prefix=prefix):
         for item in page.get("Contents", []):

@@ -119,3 +119,40 @@ def test_random_forest_multiclass_and_hist_gradient_boosting(tracking: Callable[
     assert run is not None
     path, _ = get_model_s3_path(run_id=run.info.run_id)
     np.testing.assert_allclose(mlflow.pyfunc.load_model(path).predict(Xr_test), hgb.predict(Xr_test), rtol=1e-6)
+
+
+def test_search_at_ordinary_width_with_autolog_on(tracking: Callable[..., Any]) -> None:
+    """Autolog records the parameters and training metrics during the fit; the decorator adds the
+    search's best parameters and gives the logged model the run's parameters and metrics."""
+    import mlflow
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+
+    from toolkit import last_tracked_run, mlflow_track_regressor
+
+    tracking(autolog=True)
+    X_train, y_train, X_test, y_test = regression()
+
+    @mlflow_track_regressor(run_name="grid-autolog", big_schema=False, evaluate=True)
+    def train(X_train: Any, y_train: Any, X_test: Any, y_test: Any) -> Any:
+        return GridSearchCV(Ridge(), {"alpha": [0.1, 1.0, 10.0]}, cv=3).fit(X_train, y_train)
+
+    search = train(X_train, y_train, X_test, y_test)
+    tracked = last_tracked_run()
+    assert tracked is not None
+    assert tracked.error is None
+    assert tracked.run_id is not None
+    assert tracked.model_id is not None
+    client = mlflow.MlflowClient()
+    run = client.get_run(tracked.run_id)
+    assert run.data.params["best_alpha"] == str(search.best_params_["alpha"])
+    assert run.data.metrics["best_cv_score"] == search.best_score_
+    assert "r2_score" in run.data.metrics
+    autologged = {key for key in run.data.metrics if key.startswith("training_")}
+    assert autologged, run.data.metrics
+    model = client.get_logged_model(tracked.model_id)
+    assert model.params["best_alpha"] == run.data.params["best_alpha"]
+    assert autologged | {"best_cv_score", "r2_score"} <= {metric.key for metric in model.metrics or []}
+    # One model per run: autolog's own model stays off inside the decorator.
+    assert run.outputs is not None
+    assert [output.model_id for output in run.outputs.model_outputs] == [tracked.model_id]
