@@ -226,9 +226,13 @@ def _set_experiment(mlflow: Any, name: str, tracking_uri: str, credentials_sourc
     except MlflowException as exc:
         message = str(exc)
         if "401" in message or "Unauthorized" in message or "UNAUTHENTICATED" in message:
+            hint = (
+                "`mlflow-platform whoami` shows who you are to it and why it refuses"
+                if credentials_source.startswith("AWS identity")
+                else "check the user and password there"
+            )
             raise TrackingServerError(
-                f"{tracking_uri} refused the credentials from {credentials_source} (HTTP 401); check the user "
-                "and password there"
+                f"{tracking_uri} refused the credentials from {credentials_source} (HTTP 401); {hint}"
             ) from None
         if "403" in message or "PERMISSION_DENIED" in message:
             raise TrackingServerError(

@@ -57,11 +57,14 @@ def _artifact_store_uri(explicit: str | None) -> str | None:
 
 
 def _is_not_found(exc: Exception) -> bool:
-    """MLflow's not-found error code, or (from servers that send none) its wording."""
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+    """MLflow's not-found error code, or (from servers that send none) its wording; or its permission
+    denied: for a user who is not an admin, MLflow's permission check answers 403 before the resource is
+    looked up, so a run that does not exist and one the user may not read look the same."""
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-    not_found = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
-    return getattr(exc, "error_code", "") == not_found or "does not exist" in str(exc).lower()
+    codes = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(PERMISSION_DENIED)}
+    message = str(exc).lower()
+    return getattr(exc, "error_code", "") in codes or "does not exist" in message or "permission denied" in message
 
 
 def get_model_s3_path(
@@ -98,7 +101,9 @@ def get_model_s3_path(
             run = client.get_run(run_id)
         except MlflowException as exc:
             if _is_not_found(exc):
-                raise ModelNotFoundError(f"run {run_id} does not exist on {client.tracking_uri}") from None
+                raise ModelNotFoundError(
+                    f"run {run_id} does not exist on {client.tracking_uri} (or you may not read it)"
+                ) from None
             raise
         filter_string = f"source_run_id = '{run_id}'" + (f" AND name = '{name}'" if name else "")
         models = list(client.search_logged_models(experiment_ids=[run.info.experiment_id], filter_string=filter_string))
@@ -131,7 +136,9 @@ def get_model_s3_path(
                     if model_id
                     else f"registered model {model_name!r} {_version_label(version, alias)}"
                 )
-                raise ModelNotFoundError(f"{what} does not exist on {client.tracking_uri}") from None
+                raise ModelNotFoundError(
+                    f"{what} does not exist on {client.tracking_uri} (or you may not read it)"
+                ) from None
             raise
     path = mlflow_artifacts_to_s3(str(model.artifact_location), _artifact_store_uri(artifact_store_uri))
     source_run = getattr(model, "source_run_id", None) or run_id or ""

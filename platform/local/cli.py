@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mlflow_platform.local.platform import LocalPlatform, LocalStatus, Reporter
 
 local_app = typer.Typer(
-    help="The local platform: moto (S3, Secrets Manager, SSM), a database and the tracking server on 127.0.0.1.",
+    help="The local platform: moto (S3, Secrets Manager, SSM, IAM, STS), a database and the tracking server.",
     no_args_is_help=True,
 )
 console = Console()
@@ -122,8 +122,13 @@ def _print_ready(platform: LocalPlatform, started: bool) -> None:
     print_labelled(console, "tracking URI", status.tracking_uri)
     print_labelled(console, "data dir", str(platform.data_dir))
     console.print("Profile `local` is active: `mlflow_init()` needs no arguments.", highlight=False, soft_wrap=True)
-    print_labelled(console, "sign-in secret (emulated Secrets Manager)", ADMIN_SECRET_ID)
-    print_labelled(console, "emulated AWS endpoint (S3, Secrets Manager, SSM)", platform.moto_endpoint)
+    identity = platform.identity()
+    if identity is not None:
+        print_labelled(
+            console, "you sign in as (an IAM user of the emulator; `mlflow-platform whoami`)", identity.username
+        )
+    print_labelled(console, "break-glass admin's password (emulated Secrets Manager)", ADMIN_SECRET_ID)
+    print_labelled(console, "emulated AWS endpoint (S3, Secrets Manager, SSM, IAM, STS)", platform.moto_endpoint)
     console.print("Stop it with `mlflow-platform local down`.", highlight=False, soft_wrap=True)
 
 

@@ -2,12 +2,13 @@
 
 `LocalPlatform(data_dir).up()` starts, each only if it is not already running:
 
-1. moto in server mode (S3, Secrets Manager, SSM), its state mirrored into `<data>/moto/`
+1. moto in server mode (S3, Secrets Manager, SSM, IAM, STS), its state mirrored into `<data>/moto/`
    (`moto_server`), so artifacts, secrets and the SSM parameter survive `down`/`up`;
 2. the metadata database: the SQLite file `<data>/mlflow.db`, or with `postgres=True` a PostgreSQL
    cluster in `<data>/postgres/` owned by an unprivileged user (`postgres`);
 3. what the AWS stack creates: the artifact bucket, the admin, Flask-key and database secrets, and
-   the `ClientConfig` in the SSM parameter `/mlflow-platform/local/client-config`;
+   the `ClientConfig` in the SSM parameter `/mlflow-platform/local/client-config`; and an IAM user for
+   the person running it, whose emulator key the profile carries (`mlflow_platform.local.identity`);
 4. the server: `python -m mlflow_platform.server`, given the secrets as environment variables the way
    the ECS task definition gives them (read here from the emulated Secrets Manager, so a rotated
    secret takes effect at the next server start exactly as in AWS);
@@ -307,7 +308,7 @@ class LocalPlatform:
             report("moto already running")
         else:
             self._check_port_free(ports.moto, "moto", "--moto-port")
-            report(f"starting moto (S3, Secrets Manager, SSM) on 127.0.0.1:{ports.moto}")
+            report(f"starting moto (S3, Secrets Manager, SSM, IAM, STS) on 127.0.0.1:{ports.moto}")
             command = [
                 sys.executable,
                 "-m",
