@@ -4,8 +4,8 @@ A managed IAM policy, so that attaching it to a pipeline's role is the whole AWS
 pipeline the models (its MLflow user, read-only, is the other side). It grants:
 
 - `s3:GetObject` on the files of logged models (`<experiment>/models/m-<id>/artifacts/...`, where the
-  server stores every LoggedModel) and on the runs' copies of the column schema; never on other run
-  artifacts (evaluation plots, datasets), and never a write;
+  server stores every LoggedModel, the toolkit's column schema included); never on run artifacts
+  (evaluation plots, datasets), and never a write;
 - `s3:ListBucket` on the artifact bucket, only for prefixes inside a logged model's folder (the model
   cache lists a model's files to verify its copy);
 - `kms:Decrypt` with the artifact bucket's key, only when S3 asks for it on this bucket's behalf.
@@ -19,12 +19,10 @@ import pulumi
 import pulumi_aws as aws
 
 from mlflow_platform.infra.policies import policy_document
-from toolkit.schema import SCHEMA_FILE_NAME
 
-# Where the tracking server puts a LoggedModel's files, relative to the bucket (experiment id first).
+# Where the tracking server puts a LoggedModel's files, relative to the bucket (experiment id first);
+# the toolkit's column schema is one of them (`extra_files/column_schema.json.gz`).
 MODEL_FILES_PATTERN = "*/models/m-*/artifacts/*"
-# The copy of the column schema the decorators log on each run.
-RUN_SCHEMA_PATTERN = f"*/artifacts/{SCHEMA_FILE_NAME}"
 
 
 @dataclass(frozen=True)
@@ -50,13 +48,10 @@ class ModelReaderPolicy(pulumi.ComponentResource):
         bucket = pulumi.Output.from_input(args.bucket_arn)
         document = policy_document(
             {
-                "Sid": "ReadModelFilesAndColumnSchemas",
+                "Sid": "ReadModelFilesAndTheirColumnSchemas",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
-                "Resource": [
-                    pulumi.Output.concat(bucket, "/", MODEL_FILES_PATTERN),
-                    pulumi.Output.concat(bucket, "/", RUN_SCHEMA_PATTERN),
-                ],
+                "Resource": [pulumi.Output.concat(bucket, "/", MODEL_FILES_PATTERN)],
             },
             {
                 "Sid": "ListInsideModelFoldersOnly",

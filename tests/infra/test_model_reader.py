@@ -44,8 +44,8 @@ def test_reader_policy_grants_exactly_reading_models_and_decrypting_them(deploym
     model = "12/models/m-0123456789abcdef0123456789abcdef/artifacts"
     for key in (f"{model}/MLmodel", f"{model}/model.pkl", f"{model}/extra_files/column_schema.json.gz"):
         assert _allows(objects, bucket_arn, key), key
-    assert _allows(objects, bucket_arn, "12/0f3a9c/artifacts/column_schema.json.gz")  # the run's copy
-    for key in ("12/0f3a9c/artifacts/eval_results_table.json", "12/0f3a9c/artifacts/residuals.png", "secrets.txt"):
+    run_artifacts = ("eval_results_table.json", "residuals.png", "column_schema.json.gz", "model/MLmodel")
+    for key in [f"12/0f3a9c/artifacts/{name}" for name in run_artifacts] + ["secrets.txt", "12/models/m-1/x"]:
         assert not _allows(objects, bucket_arn, key), key
 
     listing = by_action["s3:ListBucket"]
