@@ -11,7 +11,9 @@ through benchmarks/latency_proxy.py, which delays each direction by N/2 ms, so t
 measured rather than guessed.
 
 The bare fit is timed cold (the first fit in its process, as a script would see it) and warm (best of
-`--repeats` fits in the same process, as a notebook's second fit would see it). Overheads are relative to
+`--repeats` fits in the same process, as a notebook's second fit would see it). Every variant runs with
+the same number of BLAS threads (`--blas-threads`, default 1), so the fit inside a tracked call is the
+bare fit. Overheads are relative to
 the warm bare fit: (tracked call - warm bare fit) / warm bare fit. The tracked call is timed as the first
 decorated call after `mlflow_init` (one-time imports included) and warm (best of the following
 `--repeats` - 1 calls). Each tracked variant also counts the HTTP requests its first call sent to the
@@ -42,6 +44,8 @@ VARIANTS = ("bare", "tracked", "tracked_evaluate", "stock_autolog")
 SCHEMA_SUFFIX = ".json.gz"
 # The child processes must not reach for the internet: MLflow's usage telemetry is off.
 _CHILD_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+# What sets the thread count of the BLAS and OpenMP libraries numpy and scikit-learn use.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass
@@ -237,6 +241,15 @@ def _local_tracking_uri() -> str:
     return platform.client_config().tracking_uri
 
 
+def _child_environment(blas_threads: int) -> dict[str, str]:
+    """Telemetry off; BLAS threads fixed, the same for every variant. With two BLAS threads on a 2-core
+    machine that other work shares, the same fit's time varies severalfold from run to run."""
+    environment = dict(_CHILD_ENVIRONMENT)
+    if blas_threads > 0:
+        environment.update(dict.fromkeys(_THREAD_VARIABLES, str(blas_threads)))
+    return environment
+
+
 class LatencyProxy:
     """benchmarks/latency_proxy.py in its own process (its work must not share this one's clock)."""
 
@@ -285,6 +298,8 @@ def print_tables(rows: list[Row], args: argparse.Namespace, imports: dict[str, f
     warm_bare = bare.warm_seconds or bare.seconds
     tracked = next((r for r in rows if r.variant == "tracked"), None)
     rtt = f"{args.rtt_ms:g} ms round trip" if args.rtt_ms else "server on this machine"
+    if args.blas_threads > 0:
+        rtt += f", {args.blas_threads} BLAS thread{'s' if args.blas_threads > 1 else ''}"
     load = os.getloadavg()
     console = Console(width=200)
 
@@ -368,6 +383,12 @@ def main() -> None:
     parser.add_argument("--estimator", choices=ESTIMATORS, default="ridge")
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="round trip to the server, in ms (default 0)")
     parser.add_argument("--repeats", type=int, default=3, help="warm fits and calls: best of this many (default 3)")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS/OpenMP threads in every variant (default 1; 0: the libraries' own default)",
+    )
     parser.add_argument("--with-stock", action="store_true", help="also time stock mlflow.sklearn.autolog()")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per variant (default 1800)")
@@ -397,7 +418,7 @@ def main() -> None:
                 text=True,
                 check=False,
                 timeout=args.timeout,
-                env={**os.environ, **_CHILD_ENVIRONMENT},
+                env={**os.environ, **_child_environment(args.blas_threads)},
             )
             if result.returncode != 0:
                 sys.exit(f"variant {variant} failed:\n{result.stderr[-4000:]}")
