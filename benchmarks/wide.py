@@ -18,8 +18,9 @@ The tracked call is timed as the first decorated call after `mlflow_init` (after
 fit, so the tracking's one-time costs are in it and a cold fit's are not) and warm (best of the
 following `--repeats` - 1 calls). Each tracked variant also counts the HTTP requests its first call sent
 to the server (benchmarks/http_requests.py), then walks the rest of a model's life: `get_model_s3_path`,
-loading the model from S3, checking a scoring frame's columns and scoring it. Prints tables; `--json`
-writes the rows too.
+loading the model from S3, checking a scoring frame's columns and scoring it. A first call is one sample
+per process, so `--rounds N` runs each variant in N processes and reports the median first call (and the
+best warm times). Prints tables; `--json` writes the rows too.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def run_variant(args: argparse.Namespace) -> Row:
         from toolkit import mlflow_init
 
         init_start = time.perf_counter()
-        mlflow_init(experiment_name="benchmark-wide", autolog=False, config=_client_config(args.tracking_uri))
+        mlflow_init(experiment_name=args.experiment, autolog=False, config=_client_config(args.tracking_uri))
         import mlflow
 
         mlflow.sklearn.autolog()
@@ -128,7 +129,7 @@ def run_variant(args: argparse.Namespace) -> Row:
     train(x_train, y_train, x_test, y_test)
     init_start = time.perf_counter()
     session = mlflow_init(
-        experiment_name="benchmark-wide", autolog=True, big_schema=True, config=_client_config(args.tracking_uri)
+        experiment_name=args.experiment, autolog=True, big_schema=True, config=_client_config(args.tracking_uri)
     )
     init_seconds = time.perf_counter() - init_start
     tracked = mlflow_track_regressor(
@@ -245,6 +246,43 @@ def _local_tracking_uri() -> str:
     return platform.client_config().tracking_uri
 
 
+def _run_child(variant: str, args: argparse.Namespace, tracking_uri: str) -> Row:
+    """One variant in a fresh process; its row."""
+    command = [sys.executable, __file__, "--variant", variant, "--samples", str(args.samples)]
+    command += ["--features", str(args.features), "--estimator", args.estimator]
+    command += ["--repeats", str(args.repeats), "--tracking-uri", tracking_uri, "--experiment", args.experiment]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=args.timeout,
+        env={**os.environ, **_child_environment(args.blas_threads)},
+    )
+    if result.returncode != 0:
+        sys.exit(f"variant {variant} failed:\n{result.stderr[-4000:]}")
+    fields = json.loads(result.stdout.strip().splitlines()[-1])
+    fields["request_list"] = [tuple(pair) for pair in fields["request_list"]]
+    return Row(**fields)
+
+
+def combine_rounds(rounds: list[Row]) -> Row:
+    """One row from several processes of the same variant: first calls (a single sample per process) by
+    their median, warm times by their best, peak RSS by its largest; the rest from the median round."""
+    import statistics
+
+    by_first_call = sorted(rounds, key=lambda row: row.seconds)
+    combined = Row(**asdict(by_first_call[(len(rounds) - 1) // 2]))
+    combined.seconds = statistics.median(row.seconds for row in rounds)
+    warm = [row.warm_seconds for row in rounds if row.warm_seconds is not None]
+    combined.warm_seconds = min(warm) if warm else None
+    combined.peak_rss_mb = max(row.peak_rss_mb for row in rounds)
+    requests = {row.requests for row in rounds}
+    if len(requests) > 1:
+        print(f"{combined.variant}: the rounds sent different numbers of requests: {sorted(map(str, requests))}")
+    return combined
+
+
 def _child_environment(blas_threads: int) -> dict[str, str]:
     """Telemetry off; BLAS threads fixed, the same for every variant. With two BLAS threads on a 2-core
     machine that other work shares, the same fit's time varies severalfold from run to run."""
@@ -304,6 +342,8 @@ def print_tables(rows: list[Row], args: argparse.Namespace, imports: dict[str, f
     rtt = f"{args.rtt_ms:g} ms round trip" if args.rtt_ms else "server on this machine"
     if args.blas_threads > 0:
         rtt += f", {args.blas_threads} BLAS thread{'s' if args.blas_threads > 1 else ''}"
+    if args.rounds > 1:
+        rtt += f", {args.rounds} processes per variant"
     load = os.getloadavg()
     console = Console(width=200)
 
@@ -388,6 +428,12 @@ def main() -> None:
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="round trip to the server, in ms (default 0)")
     parser.add_argument("--repeats", type=int, default=3, help="warm fits and calls: best of this many (default 3)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="processes per variant: first calls by their median, warm times by their best (default 1)",
+    )
+    parser.add_argument(
         "--blas-threads",
         type=int,
         default=1,
@@ -398,6 +444,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per variant (default 1800)")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one child process
     parser.add_argument("--tracking-uri", help=argparse.SUPPRESS)  # the child's server (or proxy)
+    parser.add_argument(
+        "--experiment",
+        help="experiment to track into (default: a new one per run of the script, which the signed-in user owns)",
+    )
     args = parser.parse_args()
     if args.rtt_ms < 0:
         sys.exit("--rtt-ms must be >= 0")
@@ -407,28 +457,17 @@ def main() -> None:
         return
 
     tracking_uri = _local_tracking_uri()
+    args.experiment = args.experiment or time.strftime("benchmark-wide-%Y%m%dT%H%M%SZ", time.gmtime())
     variants = [v for v in VARIANTS if v != "stock_autolog" or args.with_stock]
     proxy = LatencyProxy(tracking_uri, args.rtt_ms, max_seconds=args.timeout * len(variants)) if args.rtt_ms else None
     rows = []
     try:
         for variant in variants:
-            print(f"running {variant} ...", file=sys.stderr, flush=True)
-            command = [sys.executable, __file__, "--variant", variant, "--samples", str(args.samples)]
-            command += ["--features", str(args.features), "--estimator", args.estimator]
-            command += ["--repeats", str(args.repeats), "--tracking-uri", proxy.url if proxy else tracking_uri]
-            result = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=args.timeout,
-                env={**os.environ, **_child_environment(args.blas_threads)},
-            )
-            if result.returncode != 0:
-                sys.exit(f"variant {variant} failed:\n{result.stderr[-4000:]}")
-            fields = json.loads(result.stdout.strip().splitlines()[-1])
-            fields["request_list"] = [tuple(pair) for pair in fields["request_list"]]
-            rows.append(Row(**fields))
+            rounds = []
+            for number in range(1, max(1, args.rounds) + 1):
+                print(f"running {variant} ({number}/{max(1, args.rounds)}) ...", file=sys.stderr, flush=True)
+                rounds.append(_run_child(variant, args, proxy.url if proxy else tracking_uri))
+            rows.append(combine_rounds(rounds))
     finally:
         if proxy is not None:
             proxy.close()
