@@ -12,11 +12,10 @@ import pulumi
 import pulumi_aws as aws
 
 from mlflow_platform.infra.encryption import EncryptionKey, EncryptionKeyArgs
-from mlflow_platform.infra.policies import policy_document
+from mlflow_platform.infra.policies import policy_document, tls_only_bucket_statements
 from toolkit.platform_config import ArtifactsConfig
 
 INCOMPLETE_UPLOAD_DAYS = 7
-MINIMUM_TLS_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -118,22 +117,7 @@ class ArtifactStore(pulumi.ComponentResource):
             f"{name}-policy",
             bucket=bucket.id,
             policy=policy_document(
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket.arn, objects],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket.arn, objects],
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": MINIMUM_TLS_VERSION}},
-                },
+                *tls_only_bucket_statements(bucket.arn, objects),
             ),
             # A policy write while the public-access block is being applied can be refused: order them.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),

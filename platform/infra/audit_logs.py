@@ -18,14 +18,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from mlflow_platform.infra.policies import caller_identity, policy_document
+from mlflow_platform.infra.policies import caller_identity, policy_document, tls_only_bucket_statements
 
 LOAD_BALANCER_PREFIX = "load-balancer"
 ARTIFACT_ACCESS_PREFIX = "s3-access/artifacts/"
 # Days a log object that was overwritten or deleted stays recoverable.
 NONCURRENT_LOG_DAYS = 30
 INCOMPLETE_UPLOAD_DAYS = 7
-MINIMUM_TLS_VERSION = "1.2"
 # Regions opened before Elastic Load Balancing's log delivery had a service principal: there the
 # regional ELB account writes the logs (its id comes from the provider's `elb.get_service_account`).
 REGIONS_WITH_ELB_ACCOUNT = frozenset(
@@ -163,22 +162,7 @@ class AuditLogs(pulumi.ComponentResource):
             f"{name}-policy",
             bucket=bucket.id,
             policy=policy_document(
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket.arn, objects],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket.arn, objects],
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": MINIMUM_TLS_VERSION}},
-                },
+                *tls_only_bucket_statements(bucket.arn, objects),
                 *load_balancer_statements,
                 {
                     "Sid": "ArtifactBucketAccessLogs",

@@ -46,3 +46,29 @@ def caller_identity(parent: pulumi.Resource) -> pulumi.Output[aws.GetCallerIdent
 def partition(parent: pulumi.Resource) -> pulumi.Output[str]:
     """`aws`, `aws-cn` or `aws-us-gov`: ARNs are built with it, never with a hard-coded `aws`."""
     return aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=parent)).partition
+
+
+# Every bucket of the platform refuses requests made over TLS older than this.
+MINIMUM_TLS_VERSION = "1.2"
+
+
+def tls_only_bucket_statements(bucket_arn: pulumi.Input[str], objects_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """The two bucket-policy statements every bucket of the platform carries: no plain HTTP, no old TLS."""
+    return [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, objects_arn],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "DenyOutdatedTls",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, objects_arn],
+            "Condition": {"NumericLessThan": {"s3:TlsVersion": MINIMUM_TLS_VERSION}},
+        },
+    ]
