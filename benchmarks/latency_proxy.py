@@ -10,6 +10,10 @@ not how fast the network is.
 
 Prints `listening on 127.0.0.1:<port>` once ready and serves until killed or `--max-seconds` have passed,
 so a forgotten proxy never outlives the benchmark that started it. Stdlib only (asyncio).
+
+The client keeps using the server's own URL: `route_connections` makes its connections to the server
+open at the proxy instead, below HTTP. URLs, `Host` headers and the identity token's audience (which
+names the server the client means) stay exactly what they are without the proxy.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 _CHUNK_BYTES = 256 * 1024
 # Data a direction holds while it waits out the delay. Generous, so only a sender far faster than the
@@ -115,14 +120,30 @@ async def serve(target: Target, rtt_ms: float, *, port: int = 0, max_seconds: fl
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
-def _target(value: str) -> Target:
+def route_connections(server: Target, via: Target) -> None:
+    """In this process, open every `urllib3` connection (what `requests`, hence MLflow's client, uses)
+    to `server` at `via` instead. Connections to anything else are left alone."""
+    from urllib3.util import connection
+
+    original = connection.create_connection
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        host, port = address
+        if (host, int(port)) == (server.host, server.port):
+            address = (via.host, via.port)
+        return original(address, *args, **kwargs)
+
+    connection.create_connection = create_connection
+
+
+def parse_target(value: str) -> Target:
     host, _, port = value.rpartition(":")
     return Target(host or "127.0.0.1", int(port))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", type=_target, required=True, help="host:port of the server")
+    parser.add_argument("--target", type=parse_target, required=True, help="host:port of the server")
     parser.add_argument("--rtt-ms", type=float, required=True, help="round-trip time to add, in milliseconds")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="stop after this long (default 1 h)")

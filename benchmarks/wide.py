@@ -8,7 +8,8 @@
 Each variant runs in a fresh process (so its peak RSS is its own) on the same seeded data, against the
 local platform (started if it is not running). With `--rtt-ms N` the tracked variants talk to the server
 through benchmarks/latency_proxy.py, which delays each direction by N/2 ms, so the cost of distance is
-measured rather than guessed.
+measured rather than guessed (their connections to the server's address open at the proxy; URLs and
+credentials stay the server's).
 
 The bare fit is timed cold (the first fit in its process, as a script would see it) and warm (best of
 `--repeats` fits in the same process, as a notebook's second fit would see it). Every variant runs with
@@ -161,8 +162,7 @@ def run_variant(args: argparse.Namespace) -> Row:
 
 
 def _client_config(tracking_uri: str | None) -> Any:
-    """The local platform's client config (its profile), pointed at `tracking_uri` (the latency proxy)
-    if given: the same stack, reached through the proxy."""
+    """The local platform's client config (its profile), for the server at `tracking_uri`."""
     from toolkit.resolve import resolve_client_config
 
     config = resolve_client_config().config
@@ -246,11 +246,25 @@ def _local_tracking_uri() -> str:
     return platform.client_config().tracking_uri
 
 
-def _run_child(variant: str, args: argparse.Namespace, tracking_uri: str) -> Row:
+def _route_through_proxy(tracking_uri: str, proxy: str) -> None:
+    """This process reaches the server at `tracking_uri` through the proxy at `proxy` (host:port)."""
+    from urllib.parse import urlsplit
+
+    from benchmarks.latency_proxy import Target, parse_target, route_connections
+
+    server = urlsplit(tracking_uri)
+    if server.hostname is None or server.port is None:
+        raise ValueError(f"{tracking_uri}: expected a URL with a host and a port")
+    route_connections(Target(server.hostname, server.port), parse_target(proxy))
+
+
+def _run_child(variant: str, args: argparse.Namespace, tracking_uri: str, proxy: str | None) -> Row:
     """One variant in a fresh process; its row."""
     command = [sys.executable, __file__, "--variant", variant, "--samples", str(args.samples)]
     command += ["--features", str(args.features), "--estimator", args.estimator]
     command += ["--repeats", str(args.repeats), "--tracking-uri", tracking_uri, "--experiment", args.experiment]
+    if proxy:
+        command += ["--route-via", proxy]
     result = subprocess.run(
         command,
         capture_output=True,
@@ -307,7 +321,7 @@ class LatencyProxy:
         if not line.startswith("listening on "):
             self.close()
             sys.exit(f"the latency proxy did not start: {line!r}")
-        self.url = "http://" + line.removeprefix("listening on ")
+        self.address = line.removeprefix("listening on ")  # host:port
 
     def close(self) -> None:
         self.process.terminate()
@@ -443,7 +457,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per variant (default 1800)")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one child process
-    parser.add_argument("--tracking-uri", help=argparse.SUPPRESS)  # the child's server (or proxy)
+    parser.add_argument("--tracking-uri", help=argparse.SUPPRESS)  # the child's server
+    parser.add_argument("--route-via", help=argparse.SUPPRESS)  # host:port of the latency proxy, if any
     parser.add_argument(
         "--experiment",
         help="experiment to track into (default: a new one per run of the script, which the signed-in user owns)",
@@ -453,6 +468,8 @@ def main() -> None:
         sys.exit("--rtt-ms must be >= 0")
 
     if args.variant:
+        if args.route_via:
+            _route_through_proxy(args.tracking_uri, args.route_via)
         print(json.dumps(asdict(run_variant(args))))
         return
 
@@ -466,7 +483,7 @@ def main() -> None:
             rounds = []
             for number in range(1, max(1, args.rounds) + 1):
                 print(f"running {variant} ({number}/{max(1, args.rounds)}) ...", file=sys.stderr, flush=True)
-                rounds.append(_run_child(variant, args, proxy.url if proxy else tracking_uri))
+                rounds.append(_run_child(variant, args, tracking_uri, proxy.address if proxy else None))
             rows.append(combine_rounds(rounds))
     finally:
         if proxy is not None:
