@@ -10,11 +10,11 @@ locally if tracking failed (toolkit/fallback.py).
 
 Round trips: a notebook talks to the server across a network, where every request the call waits for
 costs a round trip, so the call sends few and waits for fewer. Requests that do not depend on each other
-go out together (`_send_together`): the model's files start uploading before the evaluation and finish
-alongside the run's one `log_batch` (tags, parameters, metrics linked to the model), the run's output
-link to the model, its input link (with evaluation) and the evaluation's plots. Nothing the call wrote
-is read back. `mlflow.end_run` would read the run back only to print its link; the decorator prints the
-same lines from what `start_run` returned (`_end_run`).
+go out together (`_send_together`), after the evaluation: the model's files, the run's one `log_batch`
+(tags, parameters, metrics linked to the model), the run's output link to the model, its input link
+(with evaluation) and the evaluation's plots. Nothing the call wrote is read back. `mlflow.end_run`
+would read the run back only to print its link; the decorator prints the same lines from what
+`start_run` returned (`_end_run`).
 
 Failure policy: the function's own exceptions propagate unchanged (the run is marked FAILED); a return
 value that is not a fitted model raises before anything is logged; any tracking failure after a good fit
@@ -390,12 +390,14 @@ class _TrackedCall:
                 )
                 if schema is not None:
                     record.tags[RUN_SCHEMA_TAG] = schema_uri(logged)
-                uploads = _send_together(pool, file_uploads(model_dir, logged.artifact_location))
             except Exception as exc:
                 self._finalize_quietly(ready=False)
                 self._end_run_quietly("FAILED")
                 return ("logging the model", exc), {}
 
+            # Nothing is in flight while the evaluation runs: MLflow's `evaluate` imports modules and
+            # reconfigures autologging while holding its import-hook lock, and a first import in another
+            # thread at that moment can deadlock against it.
             evaluation: Evaluation | None = None
             evaluation_failure: tuple[str, BaseException] | None = None
             if options.evaluate:
@@ -434,7 +436,8 @@ class _TrackedCall:
                     if evaluation.plots:
                         requests += file_uploads(workdir / "plots", self.run_info.artifact_uri)
                 requests.append(functools.partial(client.log_batch, run_id, metrics=metrics, params=params, tags=tags))
-                _wait_for(uploads + _send_together(pool, requests))
+                requests += file_uploads(model_dir, logged.artifact_location)
+                _wait_for(_send_together(pool, requests))
                 finalize_logged_model(logged.model_id, ready=True)
                 if options.registered_model_name:
                     register_logged_model(logged.model_id, options.registered_model_name)
