@@ -483,7 +483,10 @@ def main() -> None:
             rounds = []
             for number in range(1, max(1, args.rounds) + 1):
                 print(f"running {variant} ({number}/{max(1, args.rounds)}) ...", file=sys.stderr, flush=True)
-                rounds.append(_run_child(variant, args, tracking_uri, proxy.address if proxy else None))
+                row = _run_child(variant, args, tracking_uri, proxy.address if proxy else None)
+                warm = "-" if row.warm_seconds is None else f"{row.warm_seconds:.2f} s"
+                print(f"  first call {row.seconds:.2f} s, warm {warm}", file=sys.stderr, flush=True)
+                rounds.append(row)
             rows.append(combine_rounds(rounds))
     finally:
         if proxy is not None:

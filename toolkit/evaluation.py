@@ -39,10 +39,16 @@ EVALUATOR_CONFIG: dict[str, Any] = {"log_model_explainability": False}
 
 
 def _figure() -> Any:
-    """A Matplotlib figure without pyplot, so a notebook's backend and open figures are left alone."""
+    """A Matplotlib figure without pyplot, so a notebook's backend and open figures are left alone.
+
+    Fixed margins rather than a layout engine: the labels are the same on every plot, and a layout engine
+    measures every text box again before each plot is drawn, a cost the evaluation pays on every call.
+    """
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(6, 4.5), dpi=100, layout="constrained")
+    figure = Figure(figsize=(6, 4.5), dpi=100, layout="none")  # not "tight" from the rcParams MLflow sets
+    figure.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
+    return figure
 
 
 def residuals_plot(eval_df: Any, _builtin_metrics: dict[str, float], artifacts_dir: str) -> dict[str, str]:
