@@ -46,7 +46,8 @@ def _figure() -> Any:
     """
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6, 4.5), dpi=100, layout="none")  # not "tight" from the rcParams MLflow sets
+    figure = Figure(figsize=(6, 4.5), dpi=100)
+    figure.set_layout_engine("none")  # not "tight", from the rcParams MLflow's evaluator sets
     figure.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
     return figure
 
