@@ -293,7 +293,10 @@ def combine_rounds(rounds: list[Row]) -> Row:
     combined.peak_rss_mb = max(row.peak_rss_mb for row in rounds)
     requests = {row.requests for row in rounds}
     if len(requests) > 1:
-        print(f"{combined.variant}: the rounds sent different numbers of requests: {sorted(map(str, requests))}")
+        print(
+            f"{combined.variant}: the rounds sent different numbers of requests: {sorted(map(str, requests))}",
+            file=sys.stderr,
+        )
     return combined
 
 
@@ -466,6 +469,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rtt_ms < 0:
         sys.exit("--rtt-ms must be >= 0")
+    if args.rounds < 1:
+        sys.exit("--rounds must be >= 1")
 
     if args.variant:
         if args.route_via:
@@ -481,8 +486,8 @@ def main() -> None:
     try:
         for variant in variants:
             rounds = []
-            for number in range(1, max(1, args.rounds) + 1):
-                print(f"running {variant} ({number}/{max(1, args.rounds)}) ...", file=sys.stderr, flush=True)
+            for number in range(1, args.rounds + 1):
+                print(f"running {variant} ({number}/{args.rounds}) ...", file=sys.stderr, flush=True)
                 row = _run_child(variant, args, tracking_uri, proxy.address if proxy else None)
                 warm = "-" if row.warm_seconds is None else f"{row.warm_seconds:.2f} s"
                 print(f"  first call {row.seconds:.2f} s, warm {warm}", file=sys.stderr, flush=True)
